@@ -1,0 +1,15 @@
+"""Root namespace of prodmirror: composes the collections in the tasks/ package."""
+
+import os
+
+from invoke import Collection
+
+# invoke imports this file as the module `tasks`, which hides the tasks/ package of the same name.
+# Giving this module the package's __path__ makes it that package, so `from tasks.db import …`
+# loads tasks/db/… whether invoke loaded this file or Python imported the package (tests).
+__path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")]
+
+from tasks import db  # noqa: E402
+
+ns = Collection(db.ns)
+ns.configure({"prodmirror": {"root": os.path.dirname(os.path.abspath(__file__))}})

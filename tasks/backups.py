@@ -1,0 +1,171 @@
+"""The backup store: one folder per backup (`<env>_<YYYYmmdd_HHMMSS>`) with a dump per database and a
+manifest.json (env, db, engine, size, sha256, created, tool version). A backup is written into a
+`.partial-…` folder and renamed into place only once every dump completed and was re-read and
+verified, so `list` never shows half a backup. Retention keeps the newest `backups.keep` per
+environment and never the one just taken.
+"""
+
+import json
+import os
+import re
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .engines import engine_for
+from .errors import BackupError
+from .transfer import FileSink, pump, sha256_file
+from .ui import Progress
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_name(name):
+    """Raise BackupError unless `name` is a plain backup name (no '/', no '..', no leading dot)."""
+    if not NAME.match(name or "") or ".." in name:
+        raise BackupError(f"invalid backup name {name!r}: expected a name as shown by `inv db.backup.list`")
+
+
+class Backup:
+    def __init__(self, path, manifest):
+        self.path, self.manifest = Path(path), manifest
+
+    name = property(lambda self: self.manifest["name"])
+    env = property(lambda self: self.manifest["env"])
+    created = property(lambda self: self.manifest["created"])
+    databases = property(lambda self: self.manifest["databases"])
+
+    def file(self, key):
+        return self.path / self.databases[key]["file"]
+
+    def verify(self, key):
+        """Re-hash the dump of database `key`; return its path. Raise BackupError if it does not match."""
+        if key not in self.databases:
+            raise BackupError(f"backup {self.name} holds no database {key!r} (it has: {', '.join(self.databases)})")
+        entry, path = self.databases[key], self.file(key)
+        if not path.exists():
+            raise BackupError(f"backup {self.name}: {path.name} is missing")
+        if path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
+            raise BackupError(f"backup {self.name}: {path.name} does not match its manifest (sha256); not using it")
+        return path
+
+
+def list_backups(project):
+    """Return every complete backup, newest first."""
+    found = []
+    if project.backups_dir.is_dir():
+        for child in project.backups_dir.iterdir():
+            manifest = child / "manifest.json"
+            if child.is_dir() and not child.name.startswith(".") and manifest.exists():
+                try:
+                    found.append(Backup(child, json.loads(manifest.read_text())))
+                except (ValueError, OSError):
+                    continue  # an unreadable manifest is not a backup we can vouch for
+    return sorted(found, key=lambda b: (b.created, b.name), reverse=True)
+
+
+def get(project, name):
+    """Given a backup name, return the Backup. Raise BackupError if invalid or absent."""
+    check_name(name)
+    path = project.backups_dir / name
+    if not (path / "manifest.json").exists():
+        raise BackupError(f"no backup named {name!r} in {project.backups_dir} (see `inv db.backup.list`)")
+    return Backup(path, json.loads((path / "manifest.json").read_text()))
+
+
+class BackupWriter:
+    """Take a backup of some databases of one environment: add() each, then commit() (or abort())."""
+
+    def __init__(self, project, env, reason):
+        self.project, self.env, self.reason = project, env, reason
+        stamp = datetime.now(timezone.utc)
+        self.name = f"{env}_{stamp:%Y%m%d_%H%M%S}"
+        n = 2
+        while (project.backups_dir / self.name).exists():
+            self.name, n = f"{env}_{stamp:%Y%m%d_%H%M%S}_{n}", n + 1
+        project.backups_dir.mkdir(parents=True, exist_ok=True)
+        _remove_dead_partials(project.backups_dir)
+        self.work = project.backups_dir / f".partial-{self.name}-{os.getpid()}"
+        self.work.mkdir()
+        self.manifest = {"name": self.name, "env": env, "created": stamp.isoformat(timespec="seconds"),
+                         "reason": reason, "databases": {}}
+
+    def add(self, host, db):
+        """Dump database `db` from `host` into the backup, then re-read it to verify the sha256."""
+        engine = engine_for(db)
+        filename = f"{db.key}{engine.SUFFIX}"
+        sink = FileSink(str(self.work / filename))
+        proc = engine.dump(host, db)
+        try:
+            with Progress(f"backup {self.env}/{db.key}") as progress:
+                moved = pump(proc, [sink], progress)
+            proc.check()
+            sink.commit()
+        except BaseException:
+            proc.kill()
+            sink.abort()
+            raise
+        if sha256_file(self.work / filename) != moved.sha256:
+            raise BackupError(f"backup of {self.env}/{db.key}: the file on disk does not match what was dumped")
+        self.manifest["databases"][db.key] = {
+            "engine": db.engine, "database": db.name, "file": filename, "size": moved.bytes,
+            "sha256": moved.sha256, "tool": f"{engine.DUMP_TOOL} {engine.tool_version(host)}", "verified": True,
+        }
+
+    def commit(self):
+        """Write the manifest, move the backup into place, apply retention; return the Backup."""
+        (self.work / "manifest.json").write_text(json.dumps(self.manifest, indent=2) + "\n")
+        final = self.project.backups_dir / self.name
+        os.replace(self.work, final)
+        retain(self.project, self.env, keep_also=self.name)
+        return Backup(final, self.manifest)
+
+    def abort(self):
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def take(project, hosts, env, dbs, reason):
+    """Given databases of one environment, back them all up into one new backup; return it."""
+    writer = BackupWriter(project, env, reason)
+    try:
+        for db in dbs:
+            writer.add(hosts.for_db(db), db)
+        return writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def retain(project, env, keep_also=None):
+    """Delete the oldest backups of `env` beyond `backups.keep`, never `keep_also` (the one just taken)."""
+    mine = [b for b in list_backups(project) if b.env == env]
+    for old in mine[project.backups_keep:]:
+        if old.name != keep_also:
+            shutil.rmtree(old.path, ignore_errors=True)
+
+
+def _remove_dead_partials(folder):
+    for child in folder.glob(".partial-*"):
+        pid = child.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def age(created, now=None):
+    """Given an ISO time, return a short age such as '3m', '5h', '2d'."""
+    then = datetime.fromisoformat(created)
+    seconds = ((now or datetime.now(timezone.utc)) - then).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(max(seconds, 0))}s"

@@ -1,0 +1,41 @@
+"""The edge between invoke and the library: load the project from the context, turn library errors
+into one line and a non-zero exit (no traceback), and keep invoke's own habits (-e echo)."""
+
+import functools
+import os
+from pathlib import Path
+
+from invoke import Exit
+
+from .config import load
+from .errors import ProdmirrorError
+
+
+def project(c):
+    """Given an invoke Context, return the validated Project (root: the folder of tasks.py)."""
+    root = c.config.get("prodmirror", {}).get("root") or os.getcwd()
+    return load(c.config, Path(root))
+
+
+def echo(c):
+    return bool(c.config.get("run", {}).get("echo"))
+
+
+def split_keys(value):
+    """Given '--db a,b' (or None), return ['a', 'b'] (or None for all)."""
+    return [k.strip() for k in value.split(",") if k.strip()] if value else None
+
+
+def one_line_errors(body):
+    """Decorate a task body so library errors end as `prodmirror: <line>` with the error's exit code."""
+
+    @functools.wraps(body)
+    def wrapper(*args, **kwargs):
+        try:
+            return body(*args, **kwargs)
+        except ProdmirrorError as exc:
+            raise Exit(f"prodmirror: {exc}", code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("prodmirror: interrupted; nothing was swapped in (see the audit log)", code=130) from None
+
+    return wrapper

@@ -1,0 +1,296 @@
+"""Invoke configuration + .env -> validated, typed environments.
+
+Given the `environments` and `backups` sections of invoke's config (DESIGN.md §2), `load()` returns a
+`Project`. Every structural mistake is found here, before anything runs, and reported as one line that
+names the key. `${VAR}` and `${VAR:-default}` are filled from the process environment, then from the
+`.env` file beside invoke.yaml; a variable that is missing is only an error once a command needs the
+value (`Project.check`), so a status of one database does not demand every secret of the project.
+"""
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from .errors import ConfigError
+
+ENGINES = ("postgres", "mongo")
+VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+SSH_STRING = re.compile(r"^(?:(?P<user>[^@\s:]+)@)?(?P<host>[^@\s:]+)(?::(?P<port>\d+))?$")
+DB_KEYS = {"engine", "name", "user", "container", "host", "port", "password", "uri", "after_sync"}
+ENV_KEYS = {"ssh", "protected", "code", "databases"}
+SSH_KEYS = {"host", "user", "port", "key_filename"}
+
+
+class Secret:
+    """A value that must never be printed: str() and repr() mask it; reveal() gives it."""
+
+    def __init__(self, value):
+        self._value = value
+
+    def reveal(self):
+        return self._value
+
+    def __repr__(self):
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other):
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __bool__(self):
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    host: str
+    user: str = None
+    port: int = 22
+    key_filename: str = None
+
+    def __str__(self):
+        return f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Database:
+    key: str
+    env: str
+    engine: str
+    name: str = None
+    user: str = None
+    container: str = None
+    host: str = None
+    port: int = None
+    password: Secret = None
+    uri: Secret = None
+    after_sync: dict = field(default_factory=dict)
+
+    @property
+    def path(self):
+        return f"environments.{self.env}.databases.{self.key}"
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    ssh: SSHTarget = None
+    protected: bool = False
+    code: dict = field(default_factory=dict)
+    databases: dict = field(default_factory=dict)
+
+    def database(self, key):
+        """Given a database key, return its Database. Raise ConfigError naming the known keys."""
+        if key not in self.databases:
+            known = ", ".join(sorted(self.databases)) or "none"
+            raise ConfigError(f"unknown database {key!r} in environment {self.name!r} (known: {known})")
+        return self.databases[key]
+
+
+@dataclass
+class Project:
+    root: Path
+    environments: dict
+    backups_dir: Path
+    backups_keep: int
+    missing: dict = field(default_factory=dict)  # key path -> variable name
+
+    @property
+    def state_dir(self):
+        return self.root / ".prodmirror"
+
+    def env(self, name):
+        """Given an environment name, return it. Raise ConfigError naming the known ones."""
+        if name not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ConfigError(f"unknown environment {name!r} (known: {known})")
+        return self.environments[name]
+
+    def check(self, *prefixes):
+        """Raise ConfigError if a `${VAR}` under one of these key paths has no value."""
+        for path, var in sorted(self.missing.items()):
+            if any(path == p or path.startswith(p + ".") for p in prefixes):
+                raise ConfigError(f"{path}: ${{{var}}} is not set (add {var}=... to .env or the environment)")
+
+    def pairs(self, source, target, keys=None):
+        """Given two environment names and optional database keys, return [(src_db, dst_db)] matched by key.
+
+        Raise ConfigError for an unknown environment or key, a key missing on one side, engines that
+        differ, or an unset variable among the values these databases need.
+        """
+        src, dst = self.env(source), self.env(target)
+        if keys:
+            for key in keys:
+                src.database(key), dst.database(key)
+        chosen = list(keys) if keys else [k for k in src.databases if k in dst.databases]
+        if not chosen:
+            raise ConfigError(f"no database key is configured in both {source!r} and {target!r}")
+        pairs = []
+        for key in chosen:
+            a, b = src.database(key), dst.database(key)
+            if a.engine != b.engine:
+                raise ConfigError(f"{b.path}.engine: {b.engine!r} differs from {a.path}.engine {a.engine!r}")
+            self.check(a.path, b.path, f"environments.{source}.ssh", f"environments.{target}.ssh")
+            pairs.append((a, b))
+        return pairs
+
+
+def load(config, root):
+    """Given invoke's config (a mapping) and the project root, return a validated Project.
+
+    Raise ConfigError with the offending key for any structural mistake.
+    """
+    root = Path(root)
+    values = {**dotenv_values(root / ".env"), **os.environ}
+    missing = {}
+    expand = _Expander(values, missing)
+
+    environments = _mapping(_get(config, "environments", {}), "environments")
+    envs = {name: _environment(name, raw, expand) for name, raw in environments.items()}
+    backups = _mapping(_get(config, "backups", {}), "backups")
+    _only(backups, {"dir", "keep"}, "backups")
+    keep = _integer(expand(backups.get("keep", 5), "backups.keep"), "backups.keep", minimum=0)
+    backups_dir = root / str(expand(backups.get("dir", "backups"), "backups.dir"))
+    return Project(root=root, environments=envs, backups_dir=backups_dir, backups_keep=keep, missing=missing)
+
+
+class _Expander:
+    """Fill `${VAR}` in strings; note the key path of every variable that has no value."""
+
+    def __init__(self, values, missing):
+        self.values, self.missing = values, missing
+
+    def __call__(self, value, path):
+        if isinstance(value, dict):
+            return {k: self(v, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if not isinstance(value, str):
+            return value
+
+        def fill(match):
+            name, default = match.group(1), match.group(2)
+            if self.values.get(name) not in (None, ""):
+                return self.values[name]
+            if default is not None:
+                return default
+            self.missing.setdefault(path, name)
+            return ""
+
+        return VAR.sub(fill, value)
+
+
+def _environment(name, raw, expand):
+    path = f"environments.{name}"
+    raw = _mapping(raw if raw is not None else {}, path)
+    _only(raw, ENV_KEYS, path)
+    protected = raw.get("protected", name == "production")
+    if not isinstance(protected, bool):
+        raise ConfigError(f"{path}.protected: expected true or false, got {protected!r}")
+    databases = _mapping(raw.get("databases", {}) or {}, f"{path}.databases")
+    dbs = {key: _database(name, key, spec, expand) for key, spec in databases.items()}
+    code = _mapping(expand(raw.get("code", {}) or {}, f"{path}.code"), f"{path}.code")
+    return Environment(name=name, ssh=_ssh(raw.get("ssh"), f"{path}.ssh", expand), protected=protected,
+                       code=code, databases=dbs)
+
+
+def _ssh(raw, path, expand):
+    if raw in (None, ""):
+        return None
+    raw = expand(raw, path)
+    if isinstance(raw, str):
+        if raw == "":
+            return None  # a ${VAR} that is unset: Project.check reports it when a command needs it
+        match = SSH_STRING.match(raw)
+        if not match:
+            raise ConfigError(f'{path}: expected "user@host[:port]", got {raw!r}')
+        raw = {k: v for k, v in match.groupdict().items() if v}
+    raw = _mapping(raw, path)
+    _only(raw, SSH_KEYS, path)
+    if not raw.get("host"):
+        raise ConfigError(f"{path}.host: required")
+    port = _integer(raw.get("port", 22) or 22, f"{path}.port", minimum=1, maximum=65535)
+    key = raw.get("key_filename") or None
+    return SSHTarget(host=str(raw["host"]), user=raw.get("user") or None, port=port,
+                     key_filename=str(Path(key).expanduser()) if key else None)
+
+
+def _database(env, key, raw, expand):
+    path = f"environments.{env}.databases.{key}"
+    if not re.match(r"^[A-Za-z0-9_-]+$", str(key)):
+        raise ConfigError(f"{path}: a database key holds letters, digits, '_' and '-' only")
+    raw = _mapping(raw, path)
+    _only(raw, DB_KEYS, path)
+    engine = raw.get("engine")
+    if engine not in ENGINES:
+        raise ConfigError(f'{path}.engine: expected postgres or mongo, got "{engine}"')
+    values = {k: expand(v, f"{path}.{k}") for k, v in raw.items() if k not in ("engine", "after_sync")}
+    if engine == "postgres":
+        for required in ("name", "user"):
+            if not values.get(required) and f"{path}.{required}" not in expand.missing:
+                raise ConfigError(f"{path}.{required}: required for a postgres database")
+    if engine == "mongo" and not values.get("uri") and f"{path}.uri" not in expand.missing:
+        raise ConfigError(f"{path}.uri: required for a mongo database")
+    for text_key in ("name", "user", "container", "host"):
+        if values.get(text_key) is not None and not isinstance(values[text_key], str):
+            raise ConfigError(f"{path}.{text_key}: expected text, got {values[text_key]!r}")
+        if values.get(text_key) and not re.match(r"^[A-Za-z0-9_.:-]+$", values[text_key]):
+            raise ConfigError(f"{path}.{text_key}: unexpected characters in {values[text_key]!r}")
+    port = values.get("port")
+    if port not in (None, ""):
+        port = _integer(port, f"{path}.port", minimum=1, maximum=65535)
+    for secret in ("password", "uri"):
+        if "\n" in str(values.get(secret) or ""):
+            raise ConfigError(f"{path}.{secret}: must be one line")
+    after_sync = _mapping(raw.get("after_sync", {}) or {}, f"{path}.after_sync")
+    return Database(
+        key=key, env=env, engine=engine, name=values.get("name") or None, user=values.get("user") or None,
+        container=values.get("container") or None, host=values.get("host") or None,
+        port=port or None, password=Secret(values["password"]) if values.get("password") else None,
+        uri=Secret(values["uri"]) if values.get("uri") else None, after_sync=after_sync,
+    )
+
+
+def _get(config, key, default):
+    try:
+        value = config[key]
+    except (KeyError, AttributeError):
+        return default
+    return plain(value) if value is not None else default
+
+
+def plain(value):
+    """Given an invoke DataProxy (or any mapping/list tree), return plain dicts and lists."""
+    if hasattr(value, "items") and not isinstance(value, str):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _mapping(value, path):
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _only(mapping, allowed, path):
+    for key in mapping:
+        if key not in allowed:
+            raise ConfigError(f"{path}.{key}: unknown key (expected one of: {', '.join(sorted(allowed))})")
+
+
+def _integer(value, path, minimum=None, maximum=None):
+    try:
+        number = int(value)
+        if isinstance(value, bool) or str(number) != str(value).strip():
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: expected a whole number, got {value!r}") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ConfigError(f"{path}: {number} is out of range")
+    return number

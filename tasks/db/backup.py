@@ -1,0 +1,45 @@
+"""db.backup.*: take, list and restore backups (seed 001's rake db:sync:backup:*)."""
+
+from invoke import Collection, task
+
+from .. import backups, dbsync
+from ..cli import echo, one_line_errors, project, split_keys
+from ..ui import human_bytes, print_table
+
+DB_HELP = "only these database keys (comma-separated); default: all"
+
+
+@task(help={"db": DB_HELP})
+@one_line_errors
+def local(c, db=None):
+    """Back up the local databases now."""
+    dbsync.backup(project(c), "local", split_keys(db), echo=echo(c))
+
+
+@task(help={"db": DB_HELP})
+@one_line_errors
+def production(c, db=None):
+    """Back up the production databases now (streamed here; production is only read)."""
+    dbsync.backup(project(c), "production", split_keys(db), echo=echo(c))
+
+
+@task(name="list")
+@one_line_errors
+def list_(c):
+    """List backups: name, environment, database, size, age, verified."""
+    rows = [(b.name, b.env, key, entry["engine"], human_bytes(entry["size"]), backups.age(b.created),
+             "yes" if entry.get("verified") else "no")
+            for b in backups.list_backups(project(c)) for key, entry in b.databases.items()]
+    print_table("backups (newest first)", ["name", "env", "db", "engine", "size", "age", "verified"], rows)
+
+
+@task(help={"name": "backup name, as shown by db.backup.list", "db": DB_HELP,
+            "force": "skip the confirmation (or set FORCE=true)", "dry_run": "print the plan and change nothing"})
+@one_line_errors
+def restore_local(c, name, db=None, force=False, dry_run=False):
+    """Restore local databases from a backup (local's current state is backed up first)."""
+    dbsync.restore_backup(project(c), name, "local", split_keys(db), force=force, dry_run=dry_run,
+                          task="db.backup.restore-local", echo=echo(c))
+
+
+ns = Collection("backup", local, production, list_, restore_local)

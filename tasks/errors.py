@@ -1,0 +1,42 @@
+"""The library's exceptions. Tasks turn them into one line and a non-zero exit (see cli.py)."""
+
+
+class ProdmirrorError(Exception):
+    """Base class: the message is one line a user can act on."""
+
+    exit_code = 1
+
+
+class ConfigError(ProdmirrorError):
+    """A configuration mistake: the message names the key."""
+
+    exit_code = 2
+
+
+class HostError(ProdmirrorError):
+    """A host cannot be reached, refused us, or a command on it failed."""
+
+
+class CommandError(HostError):
+    """A command exited non-zero. Carries its exit code and the tail of its stderr."""
+
+    def __init__(self, where, argv, code, stderr=""):
+        self.where, self.argv, self.code, self.stderr = where, list(argv), code, stderr
+        tail = last_line(stderr)
+        super().__init__(f"{where}: {argv[0]} failed (exit {code})" + (f": {tail}" if tail else ""))
+
+
+class GuardError(ProdmirrorError):
+    """A safety guard refused to go on (no confirmation, lock held, drift)."""
+
+    exit_code = 3
+
+
+class BackupError(ProdmirrorError):
+    """A backup is missing, invalid, or failed verification."""
+
+
+def last_line(text):
+    """Given a command's stderr, return its last non-empty line (or '')."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""

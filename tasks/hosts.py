@@ -1,0 +1,338 @@
+"""Where a command runs: this machine, an SSH host (Fabric), or a container on either.
+
+Every host offers the same two calls on argv lists (quoted once, here, at the boundary):
+- `run(argv, input=..., env=...)` for small text commands, returning a `Result`;
+- `stream(argv, env=...)` for binary data: a started `Proc` whose stdout/stdin are raw bytes.
+`env` carries secrets (PGPASSWORD…): they go into the child's environment on this machine, and over
+SSH or `docker exec` they travel on the command's stdin, read by a tiny `sh` prologue, so they never
+appear in argv, in `ps` on either side, or in an echo.
+"""
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CommandError, HostError
+
+CHUNK = 1 << 20
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+class Proc:
+    """A started command: read(n) from its stdout, write()/close_stdin() its stdin, wait() for its code."""
+
+    def __init__(self, where, argv):
+        self.where, self.argv = where, list(argv)
+        self._stderr = bytearray()
+
+    def _keep_stderr(self, data):
+        self._stderr += data
+        del self._stderr[:-65536]  # the tail is what explains a failure; never grow without bound
+
+    @property
+    def stderr(self):
+        return bytes(self._stderr).decode("utf-8", "replace")
+
+    def check(self, code=None):
+        """Wait for the command; raise CommandError if it did not exit 0."""
+        code = self.wait() if code is None else code
+        if code != 0:
+            raise CommandError(self.where, self.argv, code, self.stderr)
+
+
+class LocalProc(Proc):
+    def __init__(self, where, argv, env=None):
+        super().__init__(where, argv)
+        try:
+            self._p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+        except FileNotFoundError:
+            raise HostError(f"{where}: {argv[0]} is not installed (not found on PATH)") from None
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self):
+        for data in iter(lambda: os.read(self._p.stderr.fileno(), 65536), b""):
+            self._keep_stderr(data)
+
+    def read(self, n=CHUNK):
+        return os.read(self._p.stdout.fileno(), n)
+
+    def write(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._p.stdin.fileno(), view):]
+
+    def close_stdin(self):
+        if not self._p.stdin.closed:
+            self._p.stdin.close()
+
+    def wait(self):
+        self.close_stdin()
+        code = self._p.wait()
+        self._drain.join()
+        self._p.stdout.close()
+        return code
+
+    def kill(self):
+        if self._p.poll() is None:
+            self._p.kill()
+
+
+class ChannelProc(Proc):
+    """A command on an SSH host, driven on paramiko's channel: bytes in, bytes out, no decoding."""
+
+    def __init__(self, where, argv, transport, command, prologue=b""):
+        super().__init__(where, argv)
+        self._chan = transport.open_session(window=8 << 20, max_packet_size=1 << 15)
+        self._chan.exec_command(command)
+        if prologue:
+            self._chan.sendall(prologue)
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self):
+        for data in iter(lambda: self._chan.recv_stderr(65536), b""):
+            self._keep_stderr(data)
+
+    def read(self, n=CHUNK):
+        return self._chan.recv(n)
+
+    def write(self, data):
+        self._chan.sendall(data)
+
+    def close_stdin(self):
+        if not self._chan.closed:
+            self._chan.shutdown_write()
+
+    def wait(self):
+        self.close_stdin()
+        code = self._chan.recv_exit_status()
+        self._drain.join(timeout=5)
+        self._chan.close()
+        return code
+
+    def kill(self):
+        self._chan.close()
+
+
+class Host:
+    """Base: `run` is `stream` plus collecting the output, so every kind of host behaves alike."""
+
+    label = "host"
+    echo = False
+
+    def stream(self, argv, env=None):
+        raise NotImplementedError
+
+    def run(self, argv, input=None, env=None, check=True):
+        """Given argv (and optional text input), run it and return a Result. Raise CommandError if check and it fails."""
+        proc = self.stream(argv, env=env)
+        out = bytearray()
+        feeder = None
+        if input:
+            data = input.encode() if isinstance(input, str) else input
+            feeder = threading.Thread(target=self._feed, args=(proc, data), daemon=True)
+            feeder.start()
+        else:
+            proc.close_stdin()
+        for chunk in iter(proc.read, b""):
+            out += chunk
+        if feeder:
+            feeder.join()
+        code = proc.wait()
+        if check and code != 0:
+            raise CommandError(self.label, argv, code, proc.stderr)
+        return Result(code, out.decode("utf-8", "replace"), proc.stderr)
+
+    @staticmethod
+    def _feed(proc, data):
+        try:
+            proc.write(data)
+            proc.close_stdin()
+        except OSError:
+            pass  # the command exited early; its exit code tells why
+
+    def _echo(self, argv):
+        if self.echo:
+            print(f"[{self.label}] {shlex.join(argv)}", file=sys.stderr, flush=True)
+
+    def close(self):
+        pass
+
+
+class LocalHost(Host):
+    """This machine."""
+
+    def __init__(self, label="local"):
+        self.label = label
+
+    def stream(self, argv, env=None):
+        self._echo(argv)
+        return LocalProc(self.label, argv, env=env)
+
+
+def secret_prologue(names):
+    """Given env var names, return the `sh -c` argv prefix that reads their values from stdin, one per line."""
+    reads = " && ".join(f"IFS= read -r {n}" for n in names)
+    return ["sh", "-c", f'{reads} && export {" ".join(names)} && exec "$@"', "sh"]
+
+
+class SSHHost(Host):
+    """A host reached over SSH with Fabric. Host keys: trust on first use into a project-local file."""
+
+    def __init__(self, label, target, known_hosts, connect_timeout=10):
+        from fabric import Connection  # imported here: a purely local run never pays for it
+
+        self.label, self.target, self.known_hosts = label, target, Path(known_hosts)
+        kwargs = {"key_filename": target.key_filename} if target.key_filename else {}
+        self.conn = Connection(host=target.host, user=target.user, port=target.port,
+                               connect_timeout=connect_timeout, connect_kwargs=kwargs)
+
+    def open(self):
+        """Connect if not yet connected. Raise HostError with one line for any reason it cannot."""
+        if self.conn.is_connected:
+            return self.conn.transport
+        import paramiko
+
+        client = self.conn.client
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        self.known_hosts.touch(exist_ok=True)
+        client.load_system_host_keys()
+        client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(TrustOnFirstUse(self.label, self.known_hosts))
+        where = f"{self.label}: {self.target}"
+        try:
+            self.conn.open()
+        except paramiko.BadHostKeyException as exc:
+            raise HostError(
+                f"{where}: host key changed (now {_fingerprint(exc.key)}, expected {_fingerprint(exc.expected_key)}); "
+                f"refusing to connect. If the change is expected, remove that host from {self.known_hosts}") from None
+        except paramiko.AuthenticationException:
+            raise HostError(f"{where}: authentication failed (check the key or the user)") from None
+        except (socket.timeout, TimeoutError):
+            raise HostError(f"{where}: no answer within {self.conn.connect_timeout}s") from None
+        except (OSError, paramiko.SSHException) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+                reason = "connection refused"
+            raise HostError(f"{where}: cannot connect: {reason}") from None
+        return self.conn.transport
+
+    def stream(self, argv, env=None):
+        transport = self.open()
+        env = env or {}
+        full = secret_prologue(list(env)) + list(argv) if env else list(argv)
+        self._echo(argv)
+        prologue = "".join(f"{v}\n" for v in env.values()).encode()
+        try:
+            return ChannelProc(self.label, argv, transport, shlex.join(full), prologue)
+        except Exception as exc:  # paramiko raises several kinds when the session drops
+            raise HostError(f"{self.label}: cannot start {argv[0]}: {exc or type(exc).__name__}") from None
+
+    def close(self):
+        self.conn.close()
+
+
+class TrustOnFirstUse:
+    """paramiko policy: remember an unknown host's key in the project's known_hosts file, and say so."""
+
+    def __init__(self, label, path):
+        self.label, self.path = label, Path(path)
+
+    def missing_host_key(self, client, hostname, key):
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        client.save_host_keys(str(self.path))
+        print(f"{self.label}: trusting new host key of {hostname} ({_fingerprint(key)}), saved to {self.path}",
+              file=sys.stderr)
+
+
+def _fingerprint(key):
+    import base64
+    import hashlib
+
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+class ContainerHost(Host):
+    """A container on another host, reached with `docker exec -i` on that host.
+
+    The exec runs through the docker CLI rather than the SDK because a restore needs stdin closed to
+    end, and docker-py's attached exec socket offers no reliable half-close. Secrets go with `-e NAME`
+    (value taken from the docker CLI's own environment, which the inner host fills without argv).
+    """
+
+    def __init__(self, inner, container):
+        self.inner, self.container = inner, container
+        self.label = f"{container} on {inner.label}"
+
+    def exec_argv(self, argv, env=None):
+        flags = [part for name in (env or {}) for part in ("-e", name)]
+        return ["docker", "exec", "-i", *flags, self.container, *argv]
+
+    def stream(self, argv, env=None):
+        return self.inner.stream(self.exec_argv(argv, env), env=env)
+
+    def check_running(self):
+        """Raise HostError unless the container exists and runs (Docker SDK for a local daemon)."""
+        if isinstance(self.inner, LocalHost):
+            state = _local_container_state(self.container)
+        else:
+            res = self.inner.run(["docker", "inspect", "-f", "{{.State.Status}}", self.container], check=False)
+            state = res.stdout.strip() if res.code == 0 else None
+        if state != "running":
+            why = "does not exist" if state is None else f"is {state}"
+            raise HostError(f"container {self.container} on {self.inner.label} {why}")
+
+
+def _local_container_state(name):
+    import docker
+
+    try:
+        client = docker.from_env()
+        return client.containers.get(name).status
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.DockerException as exc:
+        raise HostError(f"docker on this machine is not reachable: {exc}") from None
+
+
+class Hosts:
+    """One open host per environment for the duration of a command; close() ends SSH sessions."""
+
+    def __init__(self, project, echo=False):
+        self.project, self.echo, self._open = project, echo, {}
+
+    def for_env(self, env):
+        if env.name not in self._open:
+            if env.ssh:
+                host = SSHHost(env.name, env.ssh, self.project.state_dir / "known_hosts")
+            else:
+                host = LocalHost(env.name)
+            host.echo = self.echo
+            self._open[env.name] = host
+        return self._open[env.name]
+
+    def for_db(self, db):
+        """Given a Database, return the Host its client tools run on (its container, or its env's host)."""
+        host = self.for_env(self.project.env(db.env))
+        if db.container:
+            host = ContainerHost(host, db.container)
+            host.echo = self.echo
+        return host
+
+    def close(self):
+        for host in self._open.values():
+            host.close()
+        self._open.clear()

@@ -1,0 +1,97 @@
+"""A Docker daemon kept on loopback, a local image made from this machine's own /usr, and a Postgres
+container named like the seeds' `spmo_shared_db`. No image can be pulled here, so the image is a
+root filesystem of symlinks (bin -> usr/bin, …) imported with `docker import`; containers bind-mount
+the host's /usr and /etc read-only and use host networking, so traffic never leaves 127.0.0.1.
+"""
+
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+
+IMAGE = "prodmirror/hostroot:1"
+LABEL = "prodmirror.testbed"
+
+
+def client():
+    import docker
+
+    return docker.from_env(timeout=120)
+
+
+def daemon_up():
+    try:
+        return client().ping()
+    except Exception:
+        return False
+
+
+def ensure_daemon(log="/tmp/prodmirror-dockerd.log", timeout=60):
+    """Return a docker client, starting dockerd (bridge and iptables off) when root and none answers."""
+    if daemon_up():
+        return client()
+    if os.getuid() != 0 or not shutil.which("dockerd"):
+        raise RuntimeError("no Docker daemon answers and this process cannot start one (needs root and dockerd)")
+    subprocess.Popen(["dockerd", "--bridge=none", "--iptables=false", "--ip6tables=false"],
+                     stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon_up():
+            return client()
+        time.sleep(0.5)
+    raise RuntimeError(f"dockerd did not answer within {timeout}s (see {log})")
+
+
+def ensure_image(docker_client):
+    """Import the host-root image once; return its tag."""
+    import docker
+
+    try:
+        docker_client.images.get(IMAGE)
+        return IMAGE
+    except docker.errors.ImageNotFound:
+        pass
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("usr", "etc", "tmp", "data", "var", "run", "proc", "sys", "dev"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
+            tar.addfile(info)
+        for name in ("bin", "sbin", "lib", "lib64"):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, f"usr/{name}"
+            tar.addfile(info)
+    docker_client.api.import_image_from_data(buf.getvalue(), repository=IMAGE.split(":")[0], tag=IMAGE.split(":")[1])
+    return IMAGE
+
+
+def remove(docker_client, name):
+    """Remove container `name` if it exists (only one this testbed labelled)."""
+    import docker
+
+    try:
+        old = docker_client.containers.get(name)
+    except docker.errors.NotFound:
+        return
+    if LABEL not in old.labels:
+        raise RuntimeError(f"a container named {name} exists and is not the testbed's: remove it or rename")
+    try:
+        old.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+def run_postgres(docker_client, name, datadir, port, uid, gid, bindir):
+    """Run the host's postgres in a container `name` on 127.0.0.1:port with `datadir` as its data; return it."""
+    remove(docker_client, name)
+    return docker_client.containers.run(
+        ensure_image(docker_client),
+        command=[f"{bindir}/postgres", "-D", "/data", "-p", str(port), "-k", "/tmp",
+                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+        name=name, detach=True, network_mode="host", user=f"{uid}:{gid}", labels={LABEL: "1"},
+        volumes={"/usr": {"bind": "/usr", "mode": "ro"}, "/etc": {"bind": "/etc", "mode": "ro"},
+                 datadir: {"bind": "/data", "mode": "rw"}},
+        environment={"PATH": "/usr/local/bin:/usr/bin:/bin"},
+    )

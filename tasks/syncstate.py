@@ -1,0 +1,29 @@
+"""What prodmirror remembers of each database between runs: when it last synced, which way, and the
+change counters of both sides at that moment (what the drift guard compares against)."""
+
+import json
+import os
+from datetime import datetime, timezone
+
+
+def _path(project):
+    return project.state_dir / "sync-state.json"
+
+
+def read(project):
+    """Return {db key: last sync record}; empty when nothing was ever synced."""
+    try:
+        return json.loads(_path(project).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def record(project, key, source, target, task, counters):
+    """Remember a completed sync of database `key` (written atomically: a crash leaves the old state)."""
+    state = read(project)
+    state[key] = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "task": task,
+                  "source": source, "target": target, "counters": counters}
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = _path(project).with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    os.replace(tmp, _path(project))
