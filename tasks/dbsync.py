@@ -55,7 +55,7 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
     task = task or f"copy {source} -> {target}"
     pairs = project.pairs(source, target, keys)
     dst_env = project.env(target)
-    portable = not dst_env.protected  # production keeps owners and grants; a local copy drops them
+    portable = target != "production"  # production keeps owners and grants; elsewhere its roles may not exist
     print_plan(f"{task}: {source} → {target}", [
         f"lock {source} and {target}",
         f"back up {target}: {', '.join(b.key for _, b in pairs)} (those that exist there)",
@@ -157,7 +157,7 @@ def restore_backup(project, name, target, keys=None, force=False, dry_run=False,
                 engine = engine_for(db)
                 source = FileSource(taken.verify(db.key))
                 try:
-                    stream_into(engine, source, engine.AtomicRestore(host, db, portable=not dst_env.protected),
+                    stream_into(engine, source, engine.AtomicRestore(host, db, portable=target != "production"),
                                 f"{db.key}: {name} → {target}")
                 finally:
                     source.close()

@@ -23,7 +23,8 @@ class CommandError(HostError):
     def __init__(self, where, argv, code, stderr=""):
         self.where, self.argv, self.code, self.stderr = where, list(argv), code, stderr
         tail = last_line(stderr)
-        super().__init__(f"{where}: {argv[0]} failed (exit {code})" + (f": {tail}" if tail else ""))
+        how = "killed, or the connection was lost" if code == -1 else f"exit {code}"
+        super().__init__(f"{where}: {argv[0]} failed ({how})" + (f": {tail}" if tail else ""))
 
 
 class GuardError(ProdmirrorError):
@@ -37,6 +38,8 @@ class BackupError(ProdmirrorError):
 
 
 def last_line(text):
-    """Given a command's stderr, return its last non-empty line (or '')."""
+    """Given a command's stderr, return the line that explains the failure: the last one saying
+    error/fatal/denied (tools add 'detail:' and 'hint:' lines after it), else the last non-empty one."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    telling = [line for line in lines if any(w in line.lower() for w in ("error", "fatal", "denied", "failed"))]
+    return (telling or lines or [""])[-1]

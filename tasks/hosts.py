@@ -95,7 +95,7 @@ class ChannelProc(Proc):
 
     def __init__(self, where, argv, transport, command, prologue=b""):
         super().__init__(where, argv)
-        self._chan = transport.open_session(window=8 << 20, max_packet_size=1 << 15)
+        self._chan = transport.open_session(window_size=8 << 20, max_packet_size=1 << 15)
         self._chan.exec_command(command)
         if prologue:
             self._chan.sendall(prologue)
@@ -282,7 +282,9 @@ class ContainerHost(Host):
         return ["docker", "exec", "-i", *flags, self.container, *argv]
 
     def stream(self, argv, env=None):
-        return self.inner.stream(self.exec_argv(argv, env), env=env)
+        proc = self.inner.stream(self.exec_argv(argv, env), env=env)
+        proc.where, proc.argv = self.label, list(argv)  # errors name the tool, not `docker`
+        return proc
 
     def check_running(self):
         """Raise HostError unless the container exists and runs (Docker SDK for a local daemon)."""

@@ -73,9 +73,11 @@ def print_table(title, columns, rows):
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table()
     for name in columns:
         table.add_column(name)
     for row in rows:
         table.add_row(*[str(cell) for cell in row])
-    Console(soft_wrap=False, width=None if is_terminal(sys.stdout) else 160).print(table)
+    console = Console(soft_wrap=False, width=None if is_terminal(sys.stdout) else 160)
+    console.print(title, markup=False, highlight=False)
+    console.print(table)
