@@ -1,0 +1,127 @@
+"""Alternate prodmirror's `db.sync.from-production` with the raw `ssh HOST pg_dump -Fc DB | pg_restore -d NEW`
+over the same loopback sshd, on a database of at least 400 MB; print the median time ratio and the
+peak memory (VmHWM) of the prodmirror process. Both restore into a database that does not exist yet,
+so both do the same work; one more pull into an existing local database shows the cost of the
+backup prodmirror takes first.
+
+usage: scripts/bench-pull [--runs 3] [--scale 30]
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tasks.sandbox import owned_dir, sample, service_user  # noqa: E402
+from tasks.sandbox.postgres import Cluster  # noqa: E402
+from tasks.sandbox.sshd import SSHServer  # noqa: E402
+
+DB = "bench"
+
+
+def run_raw(sshd, prod, local, key):
+    local.psql("DROP DATABASE IF EXISTS raw_copy WITH (FORCE)")
+    local.psql("CREATE DATABASE raw_copy OWNER spmo_admin")
+    ssh = ["ssh", "-i", key, "-p", str(sshd.port), "-o", "StrictHostKeyChecking=no", "-o",
+           "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{sshd.user}@127.0.0.1",
+           f"pg_dump -Fc -U spmo_admin -h 127.0.0.1 -p {prod.port} {DB}"]
+    restore = ["pg_restore", "--no-owner", "--no-acl", "-U", "spmo_admin", "-h", "127.0.0.1", "-p", str(local.port),
+               "-d", "raw_copy"]
+    started = time.monotonic()
+    dump = subprocess.Popen(ssh, stdout=subprocess.PIPE)
+    rc = subprocess.run(restore, stdin=dump.stdout).returncode
+    dump.stdout.close()
+    if dump.wait() != 0 or rc != 0:
+        raise SystemExit("raw pipe failed")
+    return time.monotonic() - started
+
+
+def run_prodmirror(repo, local, drop_first=True):
+    if drop_first:
+        local.psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    started = time.monotonic()
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/python"), "-m", "invoke", "db.sync.from-production"], cwd=repo,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            for line in open(f"/proc/{proc.pid}/status"):
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.05)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"prodmirror failed: {proc.stderr.read()}")
+    return elapsed, peak / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scale", type=int, default=30, help="pgbench scale (30 ≈ 450 MB)")
+    args = parser.parse_args()
+
+    user, uid, gid = service_user()
+    base = tempfile.mkdtemp(prefix="prodmirror-bench-")
+    owned_dir(base, uid, gid)
+    os.chmod(base, 0o755)
+    prod = Cluster(base, "production", uid, gid).init().start()
+    local = Cluster(base, "local", uid, gid).init().start()
+    sshd = SSHServer(base, user, uid, gid).prepare().start()
+    try:
+        prod.psql("CREATE ROLE spmo_admin LOGIN SUPERUSER")
+        local.psql("CREATE ROLE spmo_admin LOGIN CREATEDB")
+        print(f"generating the database (pgbench -i -s {args.scale} plus indexed sample tables)…", flush=True)
+        sample.create(prod, DB, "spmo_admin", users=50000)
+        subprocess.run([f"{prod.bin}/pgbench", "-i", "-q", "-s", str(args.scale), "-h", "127.0.0.1", "-p",
+                        str(prod.port), "-U", "spmo_admin", DB], check=True, capture_output=True)
+        prod.psql("CREATE INDEX ON pgbench_accounts (abalance); CREATE INDEX ON pgbench_accounts (bid, aid); "
+                  "VACUUM ANALYZE", db=DB)
+        size = int(prod.psql(f"SELECT pg_database_size('{DB}')"))
+        print(f"database size: {size / 1e6:.0f} MB")
+
+        repo = Path(base) / "repo"
+        repo.mkdir()
+        (repo / "tasks.py").symlink_to(ROOT / "tasks.py")
+        (repo / "tasks").symlink_to(ROOT / "tasks")
+        db = lambda c: f"{{engine: postgres, name: {DB}, user: spmo_admin, host: 127.0.0.1, port: {c.port}}}"
+        (repo / "invoke.yaml").write_text(
+            "environments:\n"
+            f"  production:\n    ssh: {{host: 127.0.0.1, user: {user}, port: {sshd.port}, key_filename: {sshd.client_key}}}\n"
+            f"    databases:\n      bench: {db(prod)}\n"
+            f"  local:\n    databases:\n      bench: {db(local)}\n")
+
+        raw, pm, peaks = [], [], []
+        for i in range(args.runs):
+            raw.append(run_raw(sshd, prod, local, sshd.client_key))
+            seconds, peak = run_prodmirror(repo, local)
+            pm.append(seconds)
+            peaks.append(peak)
+            print(f"run {i + 1}: raw pipe {raw[-1]:.2f} s · prodmirror {pm[-1]:.2f} s (peak RSS {peak:.0f} MB)", flush=True)
+        with_backup, _ = run_prodmirror(repo, local, drop_first=False)
+        ratio = statistics.median(pm) / statistics.median(raw)
+        print(f"\nmedian raw pipe   : {statistics.median(raw):.2f} s")
+        print(f"median prodmirror : {statistics.median(pm):.2f} s")
+        print(f"ratio prodmirror/raw: {ratio:.3f} (target <= 1.10)  {'OK' if ratio <= 1.10 else 'OVER TARGET'}")
+        print(f"peak RSS of the prodmirror process: {max(peaks):.0f} MB (target <= 100 MB)  "
+              f"{'OK' if max(peaks) <= 100 else 'OVER TARGET'}")
+        print(f"pull into an existing local database (backup of local first): {with_backup:.2f} s")
+    finally:
+        sshd.stop()
+        prod.stop()
+        local.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
