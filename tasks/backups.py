@@ -90,12 +90,16 @@ class BackupWriter:
         self.manifest = {"name": self.name, "env": env, "created": stamp.isoformat(timespec="seconds"),
                          "reason": reason, "databases": {}}
 
-    def add(self, host, db):
-        """Dump database `db` from `host` into the backup, then re-read it to verify the sha256."""
+    def add(self, host, db, obj=None):
+        """Dump database `db` (or only its table/collection `obj`) from `host` into the backup, then
+        re-read the file to verify the sha256."""
         engine = engine_for(db)
-        filename = f"{db.key}{engine.SUFFIX}"
+        if obj is None:
+            filename, proc = f"{db.key}{engine.SUFFIX}", engine.dump(host, db)
+        else:
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", engine.object_label(obj))
+            filename, proc = f"{db.key}.{safe}{engine.OBJECT_SUFFIX}", engine.dump_object(host, db, obj)
         sink = FileSink(str(self.work / filename))
-        proc = engine.dump(host, db)
         try:
             with Progress(f"backup {self.env}/{db.key}") as progress:
                 moved = pump(proc, [sink], progress)
@@ -111,6 +115,8 @@ class BackupWriter:
             "engine": db.engine, "database": db.name, "file": filename, "size": moved.bytes,
             "sha256": moved.sha256, "tool": f"{engine.DUMP_TOOL} {engine.tool_version(host)}", "verified": True,
         }
+        if obj is not None:
+            self.manifest["databases"][db.key].update(object=engine.object_label(obj), object_ref=list(obj))
 
     def commit(self):
         """Write the manifest, move the backup into place, apply retention; return the Backup."""

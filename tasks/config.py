@@ -246,13 +246,47 @@ def _database(env, key, raw, expand):
     for secret in ("password", "uri"):
         if "\n" in str(values.get(secret) or ""):
             raise ConfigError(f"{path}.{secret}: must be one line")
-    after_sync = _mapping(raw.get("after_sync", {}) or {}, f"{path}.after_sync")
+    after_sync = _after_sync(expand(raw.get("after_sync", {}) or {}, f"{path}.after_sync"), f"{path}.after_sync",
+                             engine)
     return Database(
         key=key, env=env, engine=engine, name=values.get("name") or None, user=values.get("user") or None,
         container=values.get("container") or None, host=values.get("host") or None,
         port=port or None, password=Secret(values["password"]) if values.get("password") else None,
         uri=Secret(values["uri"]) if values.get("uri") else None, after_sync=after_sync,
     )
+
+
+SCHEMES = ("bcrypt", "pbkdf2_sha256")
+
+
+def _after_sync(raw, path, engine):
+    """Validate `after_sync`: {reset_passwords: {...}, run: [commands]}; return it with defaults filled."""
+    raw = _mapping(raw, path)
+    _only(raw, {"reset_passwords", "run"}, path)
+    out = {}
+    if "reset_passwords" in raw:
+        rp_path = f"{path}.reset_passwords"
+        rp = _mapping(raw["reset_passwords"], rp_path)
+        where = "collection" if engine == "mongo" else "table"
+        _only(rp, {where, "match", "users", "field", "scheme", "password"}, rp_path)
+        for key in (where, "match", "field"):
+            if not isinstance(rp.get(key), str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.]*$", rp[key]):
+                raise ConfigError(f"{rp_path}.{key}: required, a plain name (letters, digits, '_', '.')")
+        users = rp.get("users")
+        if not isinstance(users, list) or not users or not all(isinstance(u, str) and u for u in users):
+            raise ConfigError(f"{rp_path}.users: expected a non-empty list of {rp['match']} values")
+        scheme = rp.get("scheme", "bcrypt")
+        if scheme not in SCHEMES:
+            raise ConfigError(f'{rp_path}.scheme: expected one of {", ".join(SCHEMES)}, got "{scheme}"')
+        if "password" not in rp:
+            raise ConfigError(f"{rp_path}.password: required; write ${{VAR}} and put VAR in .env (there is no default)")
+        out["reset_passwords"] = {**rp, "scheme": scheme, "password": Secret(rp["password"]), "where": where}
+    if "run" in raw:
+        run = raw["run"]
+        if not isinstance(run, list) or not all(isinstance(cmd, str) and cmd.strip() for cmd in run):
+            raise ConfigError(f"{path}.run: expected a list of commands")
+        out["run"] = run
+    return out
 
 
 def _get(config, key, default):

@@ -16,7 +16,9 @@ def test_list_shows_only_working_tasks(tmp_path):
     res = inv(cli_project(tmp_path, {}), "--complete")
     names = sorted(res.stdout.split())
     assert names == ["db.backup.list", "db.backup.local", "db.backup.production", "db.backup.restore-local",
-                     "db.sync.from-production", "db.sync.status"]
+                     "db.backup.restore-production", "db.sync.collection-from-production",
+                     "db.sync.collection-to-production", "db.sync.from-production", "db.sync.status",
+                     "db.sync.to-production"]
 
 
 def test_cli_pull_then_status(prod, local, sshd, dbname, tmp_path):

@@ -42,4 +42,13 @@ def restore_local(c, name, db=None, force=False, dry_run=False):
                           task="db.backup.restore-local", echo=echo(c))
 
 
-ns = Collection("backup", local, production, list_, restore_local)
+@task(help={"name": "backup name, as shown by db.backup.list", "db": DB_HELP,
+            "force": "skip the confirmation (or set FORCE=true)", "dry_run": "print the plan and change nothing"})
+@one_line_errors
+def restore_production(c, name, db=None, force=False, dry_run=False):
+    """Restore production from a backup (guarded like a push: confirmation, production backed up first)."""
+    dbsync.restore_backup(project(c), name, "production", split_keys(db), force=force, dry_run=dry_run,
+                          task="db.backup.restore-production", echo=echo(c))
+
+
+ns = Collection("backup", local, production, list_, restore_local, restore_production)

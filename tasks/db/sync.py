@@ -1,16 +1,17 @@
-"""db.sync.*: move databases between production and local (seed 001)."""
+"""db.sync.*: move databases, or one table/collection, between production and local (seed 001)."""
 
 from invoke import Collection, task
 
-from .. import dbsync
+from .. import dbsync, guard
 from ..cli import echo, one_line_errors, project, split_keys
 from ..ui import print_table
 
 DB_HELP = "only these database keys (comma-separated); default: every key configured on both sides"
+FORCE_HELP = "skip the confirmation and the drift guard (or set FORCE=true)"
+DRY_HELP = "print the plan and change nothing"
 
 
-@task(help={"db": DB_HELP, "force": "skip the confirmation (or set FORCE=true)",
-            "dry_run": "print the plan and change nothing"})
+@task(help={"db": DB_HELP, "force": FORCE_HELP, "dry_run": DRY_HELP})
 @one_line_errors
 def from_production(c, db=None, force=False, dry_run=False):
     """Pull production databases into local (local is backed up first; swapped in atomically)."""
@@ -18,28 +19,61 @@ def from_production(c, db=None, force=False, dry_run=False):
                 task="db.sync.from-production", echo=echo(c))
 
 
+@task(help={"db": DB_HELP, "force": FORCE_HELP, "dry_run": DRY_HELP})
+@one_line_errors
+def to_production(c, db=None, force=False, dry_run=False):
+    """Push local databases to production (confirmation, drift guard, production backed up first)."""
+    dbsync.copy(project(c), "local", "production", split_keys(db), force=force, dry_run=dry_run,
+                task="db.sync.to-production", echo=echo(c))
+
+
+NAME_HELP = "table (Postgres: table or schema.table) or collection (MongoDB)"
+ONE_DB_HELP = "database key holding it (needed when several are configured)"
+
+
+@task(help={"name": NAME_HELP, "db": ONE_DB_HELP, "force": FORCE_HELP, "dry_run": DRY_HELP})
+@one_line_errors
+def collection_from_production(c, name, db=None, force=False, dry_run=False):
+    """Pull one table or collection from production into local (local's copy backed up first)."""
+    dbsync.copy_object(project(c), "production", "local", name, db, force=force, dry_run=dry_run,
+                       task="db.sync.collection-from-production", echo=echo(c))
+
+
+@task(help={"name": NAME_HELP, "db": ONE_DB_HELP, "force": FORCE_HELP, "dry_run": DRY_HELP})
+@one_line_errors
+def collection_to_production(c, name, db=None, force=False, dry_run=False):
+    """Push one table or collection from local to production (guarded; production's copy backed up first)."""
+    dbsync.copy_object(project(c), "local", "production", name, db, force=force, dry_run=dry_run,
+                       task="db.sync.collection-to-production", echo=echo(c))
+
+
 @task(help={"db": DB_HELP})
 @one_line_errors
 def status(c, db=None):
-    """Compare production and local: per table, row counts on both sides, equal or not, last sync."""
+    """Compare production and local: per table, rows on both sides, equal or not, last sync, drift since."""
     for entry in dbsync.status(project(c), "production", "local", split_keys(db), echo=echo(c)):
-        src, dst, last = entry["source"], entry["target"], entry["last"]
-        names = sorted(set((src or {}).get("tables", {})) | set((dst or {}).get("tables", {})))
+        src, dst, last = entry["source"] or {}, entry["target"] or {}, entry["last"]
+        a_tables, b_tables = src.get("tables", {}), dst.get("tables", {})
         rows = []
-        for name in names:
-            a = (src or {}).get("tables", {}).get(name)
-            b = (dst or {}).get("tables", {}).get(name)
-            same = "yes" if a and b and a == b else "no"
-            rows.append((name, a[0] if a else "—", b[0] if b else "—", same))
-        seq_diff = [s for s in set((src or {}).get("sequences", {})) | set((dst or {}).get("sequences", {}))
-                    if (src or {}).get("sequences", {}).get(s) != (dst or {}).get("sequences", {}).get(s)]
-        title = f"{entry['key']}: " + ("production database absent" if src is None else
-                                       "local database absent" if dst is None else
-                                       "in sync" if all(r[3] == "yes" for r in rows) and not seq_diff else "differs")
-        title += f" · last sync {last['time']} ({last['source']} → {last['target']})" if last else " · never synced"
-        print_table(title, ["table", "production rows", "local rows", "equal"], rows)
+        for name in sorted(set(a_tables) | set(b_tables)):
+            a, b = a_tables.get(name), b_tables.get(name)
+            rows.append((name, a[0] if a else "—", b[0] if b else "—", "yes" if a and b and a == b else "no"))
+        seqs = set(src.get("sequences", {})) | set(dst.get("sequences", {}))
+        seq_diff = sorted(s for s in seqs if src.get("sequences", {}).get(s) != dst.get("sequences", {}).get(s))
+        if entry["source"] is None:
+            verdict = "production database absent"
+        elif entry["target"] is None:
+            verdict = "local database absent"
+        else:
+            verdict = "in sync" if all(r[3] == "yes" for r in rows) and not seq_diff else "differs"
+        when = f"last sync {last['time']} ({last['source']} → {last['target']})" if last and last.get("time") else "never synced"
+        print_table(f"{entry['key']}: {verdict} · {when}", ["table", "production rows", "local rows", "equal"], rows)
         if seq_diff:
-            print(f"sequences that differ: {', '.join(sorted(seq_diff))}")
+            print(f"sequences that differ: {', '.join(seq_diff)}")
+        if entry["drift"]:
+            print(f"production changed since the last sync: {guard.describe_drift(entry['drift'])}")
+        elif entry["drift"] is not None:
+            print("production unchanged since the last sync")
 
 
-ns = Collection("sync", from_production, status)
+ns = Collection("sync", from_production, to_production, collection_from_production, collection_to_production, status)

@@ -220,3 +220,161 @@ def counters(host, db):
     Rows inserted, updated or deleted since the database was created move `changes`; reading moves nothing.
     """
     return {name: [int(changes), int(live)] for name, changes, live in query(host, db, COUNTERS_SQL)}
+
+
+# --- one table -----------------------------------------------------------------------------------
+
+def table_names(found):
+    """Given [(schema, table)], return the names a user may give: 'schema.table', and 'table' alone for public."""
+    return [f"{s}.{t}" for s, t in found] + [t for s, t in found if s == "public"]
+
+
+def resolve_table(host, db, name):
+    """Given 'table' or 'schema.table', return (schema, table). Raise ProdmirrorError naming close matches."""
+    import difflib
+
+    found = tables(host, db)
+    schema, _, table = name.rpartition(".")
+    matches = [(s, t) for s, t in found if t == table and (s == schema if schema else True)]
+    if not schema and len(matches) > 1:
+        matches = [(s, t) for s, t in matches if s == "public"] or matches
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ProdmirrorError(f"table {name!r} exists in several schemas ({', '.join(s for s, _ in matches)}): "
+                              "write schema.table")
+    known = sorted(set(table_names(found)))
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else f"; tables: {', '.join(known[:10]) or 'none'}"
+    raise ProdmirrorError(f"no table {name!r} in {db.env} database {db.name}{hint}")
+
+
+def qualified(schema, table):
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+def dump_table(host, db, schema, table):
+    """Start pg_dump of one table's rows (and its owned sequences' values) as plain SQL; return the Proc."""
+    argv = ("pg_dump", "--data-only", "--format=plain", f"--table={qualified(schema, table)}") + connection_args(db, db.name)
+    return host.stream(argv, env=client_env(db))
+
+
+# search_path '' makes regclass and pg_get_constraintdef print schema-qualified names, which stay
+# right inside the dump's session (pg_dump output also empties search_path).
+REFERENCING_SQL = """
+SET search_path = '';
+SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint
+WHERE contype = 'f' AND confrelid = '{table}'::regclass ORDER BY 1, 2
+"""
+TRIGGERS_SQL = """
+SELECT quote_ident(tgname) FROM pg_trigger WHERE tgrelid = '{table}'::regclass AND NOT tgisinternal AND tgenabled <> 'D'
+ORDER BY 1
+"""
+
+
+class TableReplace:
+    """Replace one table's rows in a single transaction: the old rows stay until everything succeeded.
+
+    Foreign keys from other tables to this one are dropped and re-added inside the transaction, so
+    PostgreSQL itself checks they still hold; if they do not, the whole transaction rolls back and the
+    error names the constraint. The table's own user triggers are suspended while the copied rows
+    (which already carry what the triggers computed) go in.
+    """
+
+    def __init__(self, host, db, schema, table):
+        self.host, self.db, self.schema, self.table = host, db, schema, table
+        self.name = qualified(schema, table)
+
+    def begin(self):
+        literal = quote_literal(self.name)[1:-1]
+        self.fks = query(self.host, self.db, REFERENCING_SQL.format(table=literal))
+        triggers = [row[0] for row in query(self.host, self.db, TRIGGERS_SQL.format(table=literal))]
+        prologue = ["BEGIN;", "SET LOCAL lock_timeout = '60s';"]
+        prologue += [f"ALTER TABLE {rel} DROP CONSTRAINT {con};" for rel, con, _ in self.fks]
+        prologue += [f"ALTER TABLE {self.name} DISABLE TRIGGER {t};" for t in triggers]
+        prologue.append(f"TRUNCATE ONLY {self.name};")
+        self.epilogue = [f"ALTER TABLE {self.name} ENABLE TRIGGER {t};" for t in triggers]
+        self.epilogue += [f"ALTER TABLE {rel} ADD CONSTRAINT {con} {definition};" for rel, con, definition in self.fks]
+        self.epilogue.append("COMMIT;")
+        argv = psql_argv(self.db, self.db.name) + ("-o", "/dev/null")
+        self.proc = self.host.stream(argv, env=client_env(self.db))
+        self.proc.write(("\n".join(prologue) + "\n").encode())
+        return self.proc
+
+    def finish(self):
+        """Called once the rows went in: re-enable, re-check foreign keys, commit."""
+        self.proc.write(("\n" + "\n".join(self.epilogue) + "\n").encode())
+
+    def commit(self):
+        pass  # psql committed as the last statement; its exit code (checked by the caller) says whether
+
+    def abort(self):
+        pass  # psql exits on the first error without COMMIT: PostgreSQL rolls the transaction back
+
+
+def explain_table_failure(exc, name):
+    """Given the CommandError of a failed TableReplace, return a one-line reason (foreign keys named)."""
+    text = exc.stderr if hasattr(exc, "stderr") else str(exc)
+    match = re.search(r'violates foreign key constraint "([^"]+)"', text)
+    if match:
+        return (f"{name} was left as it was: its new rows would break foreign key {match.group(1)} "
+                f"({last_error(text)}); sync the referencing table too, or fix the data")
+    return f"{name} was left as it was: {last_error(text)}"
+
+
+def last_error(text):
+    from ..errors import last_line
+
+    return last_line(text)
+
+
+# --- after-sync password resets and grants ---------------------------------------------------------
+
+def reset_passwords(host, db, table, match, field, users, hashed):
+    """Set `field` to the hash for rows whose `match` column is one of `users`; return the values found."""
+    target = ".".join(quote_ident(part) for part in table.split("."))
+    sql = ["BEGIN;"]
+    for user in users:
+        sql.append(f"UPDATE {target} SET {quote_ident(field)} = {quote_literal(hashed[user])} "
+                   f"WHERE {quote_ident(match)} = {quote_literal(user)} RETURNING {quote_ident(match)};")
+    sql.append("COMMIT;")
+    return [row[0] for row in query(host, db, "\n".join(sql))]
+
+
+OWNER_OR_GRANT = re.compile(r"^(GRANT |REVOKE |ALTER DEFAULT PRIVILEGES |ALTER [A-Z ]+ .* OWNER TO )")
+
+
+def privileges(host, db):
+    """Return the database's ownership and GRANT/REVOKE/default-privilege statements (to re-apply after a push)."""
+    argv = ("pg_dump", "--schema-only") + connection_args(db, db.name)
+    out = host.run(argv, env=client_env(db)).stdout
+    return [line for line in out.splitlines() if OWNER_OR_GRANT.match(line)]
+
+
+def apply_privileges(host, db, statements):
+    """Run grant statements one by one, each on its own (a grant on an object that is gone is skipped); return failures."""
+    if not statements:
+        return 0
+    argv = ("psql", "-X", "-q", "-o", "/dev/null", "-f", "-") + connection_args(db, db.name)
+    res = host.run(argv, input="\n".join(statements) + "\n", env=client_env(db), check=False)
+    return res.stderr.count("ERROR:")
+
+
+# The engine-neutral names the flows use for "one table or collection".
+resolve_object = resolve_table
+explain_object_failure = explain_table_failure
+
+
+def object_label(obj):
+    return f"{obj[0]}.{obj[1]}"
+
+
+def dump_object(host, db, obj):
+    return dump_table(host, db, *obj)
+
+
+def ObjectReplace(host, db, obj):  # noqa: N802 - a factory standing where engines put a class
+    return TableReplace(host, db, *obj)
+
+
+OBJECT_SUFFIX = ".sql"

@@ -12,6 +12,7 @@ SCHEMA = """
 CREATE SCHEMA billing;
 CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TABLE public.users (id serial PRIMARY KEY, email text UNIQUE NOT NULL, name text, mood public.mood,
+                           password_digest text,
                            created timestamptz NOT NULL DEFAULT '2026-01-01 00:00:00+00');
 CREATE TABLE billing.invoices (id bigserial PRIMARY KEY, user_id int NOT NULL REFERENCES public.users (id),
                                amount numeric(12, 2) NOT NULL, note text);
