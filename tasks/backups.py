@@ -116,7 +116,8 @@ class BackupWriter:
             "sha256": moved.sha256, "tool": f"{engine.DUMP_TOOL} {engine.tool_version(host)}", "verified": True,
         }
         if obj is not None:
-            self.manifest["databases"][db.key].update(object=engine.object_label(obj), object_ref=list(obj))
+            ref = obj if isinstance(obj, str) else list(obj)  # a collection name, or (schema, table)
+            self.manifest["databases"][db.key].update(object=engine.object_label(obj), object_ref=ref)
 
     def commit(self):
         """Write the manifest, move the backup into place, apply retention; return the Backup."""

@@ -259,7 +259,8 @@ def restore_backup(project, name, target, keys=None, force=False, dry_run=False,
             for db, host in targets:
                 engine, entry = engine_for(db), taken.databases[db.key]
                 if entry.get("object"):
-                    restore = engine.ObjectReplace(host, db, tuple(entry["object_ref"]))
+                    ref = entry["object_ref"]
+                    restore = engine.ObjectReplace(host, db, tuple(ref) if isinstance(ref, list) else ref)
                 else:
                     restore = engine.AtomicRestore(host, db, portable)
                 source = FileSource(taken.verify(db.key))

@@ -167,7 +167,8 @@ def drift(recorded, current):
     for table in sorted(set(recorded) | set(current)):
         then, now = recorded.get(table), current.get(table)
         if (then and then[0]) != (now and now[0]) or (then is None) != (now is None):
-            changes = (now[0] - then[0]) if then and now else None
+            counted = then and now and isinstance(then[0], int) and isinstance(now[0], int)
+            changes = (now[0] - then[0]) if counted else None  # MongoDB keeps content hashes, not counts
             changed.append((table, then[1] if then else None, now[1] if now else None, changes))
     return changed
 
@@ -178,7 +179,9 @@ def describe_drift(changed, limit=5):
             return f"{table} (new, {rows_now} rows)"
         if rows_now is None:
             return f"{table} (dropped, had {rows_then} rows)"
-        what = f"{changes} rows written" if changes and changes > 0 else "statistics reset"
+        if changes is None:
+            return f"{table} ({rows_then} → {rows_now} documents, contents changed)"
+        what = f"{changes} rows written" if changes > 0 else "statistics reset"
         return f"{table} ({rows_then} → {rows_now} rows, {what})"
 
     text = "; ".join(one(*c) for c in changed[:limit])

@@ -1,0 +1,286 @@
+"""MongoDB: mongodump/mongorestore (MongoDB Database Tools) on the database's host, pymongo for status,
+fingerprints, swaps and password resets.
+
+The URI holds the password, so it never goes into argv: a two-line `sh` wrapper writes it into a
+private temporary `--config` file (the tools' own way to take secrets) and removes it on exit; the
+URI reaches the wrapper in its environment (or on stdin over SSH/docker exec, see hosts.py).
+
+A restore goes into `<collection>__pm_new` collections of the target database, and only once every
+one is complete are they renamed over the live ones (same-database renames: metadata only). A swap
+that fails half way renames the previous collections back.
+
+pymongo connects to the URI from this machine (as the seed's tasks do with Heroku's MONGODB_URI); the
+dump/restore tools run where the environment says (this machine, an SSH host, a container).
+"""
+
+import difflib
+from urllib.parse import urlsplit
+
+from ..errors import CommandError, ConfigError, HostError, ProdmirrorError, last_line
+
+SUFFIX = ".archive"
+OBJECT_SUFFIX = ".archive"
+DUMP_TOOL = "mongodump"
+NEW, OLD = "__pm_new", "__pm_old"
+URI_VAR = "PRODMIRROR_MONGO_URI"
+CONFIG_WRAPPER = ("umask 077; f=$(mktemp) || exit 1; trap 'rm -f \"$f\"' EXIT; "
+                  f"printf \"uri: '%s'\\n\" \"${URI_VAR}\" > \"$f\"; \"$@\" --config=\"$f\"")
+INSTALL_HINT = "install the MongoDB Database Tools (mongodb-database-tools) there"
+
+
+def database_name(db):
+    """Return the database name: `name`, else the path of the URI. Raise ConfigError if neither gives one."""
+    if db.name:
+        return db.name
+    path = urlsplit(db.uri.reveal()).path.lstrip("/") if db.uri else ""
+    if not path:
+        raise ConfigError(f"{db.path}: give `name`, or a database in the uri (mongodb://host/NAME)")
+    return path
+
+
+def tool_argv(tool, *args):
+    """Given a tool and its options, return the argv that runs it with the URI from a private config file."""
+    return ("sh", "-c", CONFIG_WRAPPER, "sh", tool) + tuple(args)
+
+
+def tool_uri(uri):
+    """Given a URI, return it without a database path (the tools get --db/--nsTo instead, and refuse both),
+    keeping the path as authSource so authentication does not change."""
+    from urllib.parse import parse_qsl, urlencode, urlunsplit
+
+    parts = urlsplit(uri)
+    path = parts.path.lstrip("/")
+    if not path:
+        return uri
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("authSource", path)
+    return urlunsplit((parts.scheme, parts.netloc, "/", urlencode(query), parts.fragment))
+
+
+def tool_env(db):
+    if "'" in db.uri.reveal():
+        raise ConfigError(f"{db.path}.uri: a quote (') cannot be passed to the MongoDB tools; percent-encode it (%27)")
+    return {URI_VAR: tool_uri(db.uri.reveal())}
+
+
+def dump_argv(db, collection=None, gzip=False):
+    args = ("--archive", f"--db={database_name(db)}")
+    if collection:
+        args += (f"--collection={collection}",)
+    return tool_argv("mongodump", *(args + (("--gzip",) if gzip else ())))
+
+
+def restore_argv(db, collection=None, gzip=False):
+    """Return the mongorestore argv that reads an archive on stdin into `<name>.<coll>__pm_new` collections.
+
+    `$db$`/`$coll$` are mongorestore namespace variables: whatever the source database was called, its
+    collections land in this database under the temporary names.
+    """
+    name = database_name(db)
+    args = ("--archive", "--drop", "--nsFrom=$db$.$coll$", f"--nsTo={name}.$coll${NEW}")
+    if collection:
+        args = ("--archive", "--drop", f"--nsInclude=*.{collection}", f"--nsFrom=$db$.{collection}",
+                f"--nsTo={name}.{collection}{NEW}")
+    return tool_argv("mongorestore", *(args + (("--gzip",) if gzip else ())))
+
+
+def client(db):
+    """Return a pymongo client for the database's URI (short timeouts: a dead server is one clear line)."""
+    import pymongo
+
+    return pymongo.MongoClient(db.uri.reveal(), serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
+
+
+def _where(db):
+    parts = urlsplit(db.uri.reveal())
+    return f"{db.env}/{db.key} ({parts.hostname or 'mongodb'})"  # never the userinfo (password)
+
+
+def _database(db):
+    import pymongo.errors
+
+    try:
+        mongo = client(db)
+        mongo.admin.command("ping")
+        return mongo[database_name(db)]
+    except pymongo.errors.PyMongoError as exc:
+        raise HostError(f"{_where(db)}: cannot reach MongoDB: {type(exc).__name__}") from None
+
+
+def tool_version(host, tool="mongodump"):
+    """Return the version of a MongoDB tool on `host`; raise HostError naming what to install if it is missing."""
+    try:
+        out = host.run([tool, "--version"]).stdout
+    except CommandError as exc:
+        if exc.code in (126, 127) or "not found" in exc.stderr:
+            raise HostError(f"{host.label}: {tool} is not installed; {INSTALL_HINT}") from None
+        raise
+    except HostError as exc:
+        if "not installed" in str(exc):
+            raise HostError(f"{host.label}: {tool} is not installed; {INSTALL_HINT}") from None
+        raise
+    first = out.splitlines()[0] if out else ""
+    return first.split(":")[-1].strip() or "unknown"
+
+
+def preflight(src_host, src, dst_host, dst):
+    """Check the tools exist on both sides and both servers answer; return facts for the plan."""
+    tool_version(src_host, "mongodump")
+    tool_version(dst_host, "mongorestore")
+    if database_name(src) not in _database(src).client.list_database_names():
+        raise ProdmirrorError(f"{src.path}: database {database_name(src)!r} does not exist")
+    return {"target_exists": exists(dst_host, dst)}
+
+
+def exists(host, db):
+    return database_name(db) in _database(db).client.list_database_names()
+
+
+def dump(host, db):
+    return host.stream(dump_argv(db), env=tool_env(db))
+
+
+def collections(database):
+    """Return the user collections of a pymongo Database (GridFS fs.files/fs.chunks included)."""
+    return sorted(n for n in database.list_collection_names() if not n.startswith("system.")
+                  and not n.endswith((NEW, OLD)))
+
+
+def swap_in(database, names):
+    """Rename `<c>__pm_new` over `<c>` for each name, as one step: on any failure, put the old ones back.
+
+    Collections the new data does not have are dropped only after every rename succeeded.
+    """
+    admin, db_name = database.client.admin, database.name
+    existing = set(database.list_collection_names())
+    moved = []
+    try:
+        for name in names:
+            if name in existing:
+                admin.command("renameCollection", f"{db_name}.{name}", to=f"{db_name}.{name}{OLD}", dropTarget=True)
+                moved.append(name)
+            admin.command("renameCollection", f"{db_name}.{name}{NEW}", to=f"{db_name}.{name}")
+    except Exception:
+        for name in moved:
+            admin.command("renameCollection", f"{db_name}.{name}{OLD}", to=f"{db_name}.{name}", dropTarget=True)
+        raise
+    for name in moved:
+        database.drop_collection(f"{name}{OLD}")
+
+
+def _drop_new(database, only=None):
+    for name in database.list_collection_names():
+        if name.endswith(NEW) and (only is None or name == f"{only}{NEW}"):
+            database.drop_collection(name)
+
+
+class AtomicRestore:
+    """mongorestore into `__pm_new` collections, then swap them in (see swap_in); abort drops them."""
+
+    def __init__(self, host, db, portable=True):
+        self.host, self.db = host, db
+
+    def begin(self):
+        _drop_new(_database(self.db))  # leftovers of a killed run; the lock says no other run owns them
+        return self.host.stream(restore_argv(self.db), env=tool_env(self.db))
+
+    def commit(self):
+        database = _database(self.db)
+        new = sorted(n[: -len(NEW)] for n in database.list_collection_names() if n.endswith(NEW))
+        gone = [n for n in collections(database) if n not in new]
+        swap_in(database, new)
+        for name in gone:  # the source no longer has them: a mirror drops them too
+            database.drop_collection(name)
+
+    def abort(self):
+        try:
+            _drop_new(_database(self.db))
+        except ProdmirrorError:
+            pass
+
+
+def fingerprint(host, db):
+    """Return {'tables': {collection: [documents, md5 or None]}, 'sequences': {}} (dbHash where the server allows it)."""
+    import pymongo.errors
+
+    database = _database(db)
+    names = collections(database)
+    try:
+        hashes = database.command("dbHash", collections=names).get("collections", {})
+    except pymongo.errors.OperationFailure:
+        hashes = {}  # e.g. Atlas shared tiers refuse dbHash: counts still compare
+    return {"tables": {n: [database[n].estimated_document_count(), hashes.get(n)] for n in names}, "sequences": {}}
+
+
+def counters(host, db):
+    """Return {collection: [content hash or count, documents]}: what the drift guard compares."""
+    tables = fingerprint(host, db)["tables"]
+    return {name: [digest or f"count:{count}", count] for name, (count, digest) in tables.items()}
+
+
+# --- one collection ----------------------------------------------------------------------------------
+
+def resolve_object(host, db, name):
+    """Given a collection name, return it if it exists; raise ProdmirrorError naming close matches."""
+    names = collections(_database(db))
+    if name in names:
+        return name
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else f"; collections: {', '.join(names[:10]) or 'none'}"
+    raise ProdmirrorError(f"no collection {name!r} in {db.env} database {database_name(db)}{hint}")
+
+
+def object_label(obj):
+    return obj
+
+
+def dump_object(host, db, obj):
+    return host.stream(dump_argv(db, collection=obj), env=tool_env(db))
+
+
+class ObjectReplace:
+    """mongorestore one collection into `<c>__pm_new`, then rename it over `<c>` (one atomic rename)."""
+
+    def __init__(self, host, db, obj):
+        self.host, self.db, self.name = host, db, obj
+
+    def begin(self):
+        _drop_new(_database(self.db), only=self.name)
+        return self.host.stream(restore_argv(self.db, collection=self.name), env=tool_env(self.db))
+
+    def commit(self):
+        database = _database(self.db)
+        if f"{self.name}{NEW}" not in database.list_collection_names():
+            raise ProdmirrorError(f"{self.name}: mongorestore wrote nothing; left as it was")
+        database.client.admin.command("renameCollection", f"{database.name}.{self.name}{NEW}",
+                                      to=f"{database.name}.{self.name}", dropTarget=True)
+
+    def abort(self):
+        try:
+            _drop_new(_database(self.db), only=self.name)
+        except ProdmirrorError:
+            pass
+
+
+def explain_object_failure(exc, label):
+    return f"{label} was left as it was: {last_line(getattr(exc, 'stderr', '') or str(exc))}"
+
+
+# --- after-sync password resets; no ownership or grants to carry -----------------------------------
+
+def reset_passwords(host, db, collection, match, field, users, hashed):
+    """Set `field` to each user's hash in documents whose `match` field is that user; return those found."""
+    coll = _database(db)[collection]
+    found = []
+    for user in users:
+        if coll.update_one({match: user}, {"$set": {field: hashed[user]}}).matched_count:
+            found.append(user)
+    return found
+
+
+def privileges(host, db):
+    return []
+
+
+def apply_privileges(host, db, statements):
+    return 0

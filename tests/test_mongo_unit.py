@@ -1,0 +1,144 @@
+"""The MongoDB engine without a server: argv builders, the secret-carrying wrapper (run for real),
+missing tools (real), the swap and its rollback, password resets (pymongo replaced by fakes)."""
+
+import os
+from unittest.mock import MagicMock
+
+import pytest
+
+from tasks import config, dbsync
+from tasks.config import Database, Secret
+from tasks.engines import mongo
+from tasks.errors import ConfigError, HostError
+from tasks.hosts import LocalHost
+
+URI = "mongodb://ecm:pa55w0rd@203.0.113.7:27017/valkyrie_ecm?retryWrites=true"
+
+
+def db(uri=URI, name=None):
+    return Database(key="ecm", env="production", engine="mongo", name=name, uri=Secret(uri))
+
+
+def test_database_name_from_uri_or_name():
+    assert mongo.database_name(db()) == "valkyrie_ecm"
+    assert mongo.database_name(db(name="other")) == "other"
+    with pytest.raises(ConfigError, match="give `name`, or a database in the uri"):
+        mongo.database_name(db("mongodb://localhost:27017"))
+
+
+def test_dump_and_restore_argv_never_hold_the_uri():
+    dump = mongo.dump_argv(db())
+    assert dump[:5] == ("sh", "-c", mongo.CONFIG_WRAPPER, "sh", "mongodump")
+    assert dump[5:] == ("--archive", "--db=valkyrie_ecm")
+    restore = mongo.restore_argv(db(), gzip=True)
+    assert restore[4:] == ("mongorestore", "--archive", "--drop", "--nsFrom=$db$.$coll$",
+                           "--nsTo=valkyrie_ecm.$coll$__pm_new", "--gzip")
+    assert not any("pa55w0rd" in part for part in dump + restore)
+
+
+def test_one_collection_argv_includes_gridfs_names():
+    assert mongo.dump_argv(db(), collection="fs.chunks")[-1] == "--collection=fs.chunks"
+    restore = mongo.restore_argv(db(), collection="identity_users")
+    assert restore[5:] == ("--archive", "--drop", "--nsInclude=*.identity_users", "--nsFrom=$db$.identity_users",
+                           "--nsTo=valkyrie_ecm.identity_users__pm_new")
+
+
+def test_tool_uri_moves_database_to_auth_source():
+    assert mongo.tool_uri(URI) == "mongodb://ecm:pa55w0rd@203.0.113.7:27017/?retryWrites=true&authSource=valkyrie_ecm"
+    assert mongo.tool_uri("mongodb://h/?authSource=admin") == "mongodb://h/?authSource=admin"
+
+
+def test_config_wrapper_hands_the_uri_in_a_private_file_and_removes_it(tmp_path):
+    fake = tmp_path / "fake-mongodump"
+    fake.write_text('#!/bin/sh\nf="${1#--config=}"\nstat -c %a "$f"\ncat "$f"\necho "$f"\n')
+    fake.chmod(0o755)
+    out = LocalHost().run(mongo.tool_argv(str(fake)), env=mongo.tool_env(db())).stdout.splitlines()
+    assert out[0] == "600"
+    assert out[1] == "uri: 'mongodb://ecm:pa55w0rd@203.0.113.7:27017/?retryWrites=true&authSource=valkyrie_ecm'"
+    assert not os.path.exists(out[2])
+
+
+def test_quote_in_uri_is_refused():
+    with pytest.raises(ConfigError, match="percent-encode"):
+        mongo.tool_env(db("mongodb://u:it's@h/x"))
+
+
+@pytest.mark.skipif(bool(__import__("shutil").which("mongodump")), reason="mongodump is on PATH here")
+def test_missing_tools_are_one_line_naming_the_package():
+    with pytest.raises(HostError, match="local: mongodump is not installed; install the MongoDB Database Tools"):
+        mongo.tool_version(LocalHost("local"), "mongodump")
+
+
+@pytest.mark.skipif(bool(__import__("shutil").which("mongodump")), reason="mongodump is on PATH here")
+def test_sync_with_missing_tools_stops_before_changing_anything(tmp_path):
+    cfg = {"environments": {
+        "production": {"databases": {"ecm": {"engine": "mongo", "uri": "mongodb://127.0.0.1:9/ecm"}}},
+        "local": {"databases": {"ecm": {"engine": "mongo", "uri": "mongodb://127.0.0.1:9/ecm_dev"}}}}}
+    project = config.load(cfg, tmp_path)
+    with pytest.raises(HostError, match="mongodump is not installed"):
+        dbsync.copy(project, "production", "local")
+    assert not (tmp_path / "backups").exists()
+
+
+class FakeDatabase:
+    """Enough of pymongo's Database for the swap: collection names and renameCollection on admin."""
+
+    def __init__(self, names, fail_on=None):
+        self.name, self.names, self.calls, self.fail_on = "ecm", set(names), [], fail_on
+        self.client = MagicMock()
+        self.client.admin.command.side_effect = self._command
+
+    def _command(self, cmd, source, to, dropTarget=False):
+        self.calls.append((source.split(".", 1)[1], to.split(".", 1)[1]))
+        if self.fail_on and source.endswith(self.fail_on):
+            raise RuntimeError("rename failed")
+        self.names.discard(source.split(".", 1)[1])
+        self.names.add(to.split(".", 1)[1])
+
+    def list_collection_names(self):
+        return sorted(self.names)
+
+    def drop_collection(self, name):
+        self.names.discard(name)
+
+
+def test_swap_renames_new_over_old_then_drops_old():
+    fake = FakeDatabase(["users", "users__pm_new", "fs.files", "fs.files__pm_new"])
+    mongo.swap_in(fake, ["fs.files", "users"])
+    assert fake.names == {"users", "fs.files"}
+    assert fake.calls[:2] == [("fs.files", "fs.files__pm_old"), ("fs.files__pm_new", "fs.files")]
+
+
+def test_swap_failing_half_way_puts_the_old_collections_back():
+    fake = FakeDatabase(["a", "a__pm_new", "b", "b__pm_new"], fail_on="b__pm_new")
+    with pytest.raises(RuntimeError):
+        mongo.swap_in(fake, ["a", "b"])
+    assert "a" in fake.names and "b" in fake.names and not {"a__pm_old", "b__pm_old"} & fake.names
+    assert fake.calls[-2:] == [("a__pm_old", "a"), ("b__pm_old", "b")]  # both previous collections are back
+
+
+def test_reset_passwords_updates_by_match_field(monkeypatch):
+    coll = MagicMock()
+    coll.update_one.side_effect = lambda query, update: MagicMock(matched_count=int(query["email"] != "gone@example.com"))
+    monkeypatch.setattr(mongo, "_database", lambda d: {"users": coll})
+    found = mongo.reset_passwords(None, db(), "users", "email", "password_digest",
+                                  ["admin@example.com", "gone@example.com"],
+                                  {"admin@example.com": "$2b$h1", "gone@example.com": "$2b$h2"})
+    assert found == ["admin@example.com"]
+    coll.update_one.assert_any_call({"email": "admin@example.com"}, {"$set": {"password_digest": "$2b$h1"}})
+
+
+def test_after_sync_for_mongo_needs_collection_key(tmp_path):
+    cfg = {"environments": {"local": {"databases": {"ecm": {
+        "engine": "mongo", "uri": "mongodb://localhost/ecm",
+        "after_sync": {"reset_passwords": {"table": "users", "match": "email", "users": ["a@example.com"],
+                                           "field": "password_digest", "password": "x"}}}}}}}
+    with pytest.raises(ConfigError, match=r"after_sync.reset_passwords.table: unknown key"):
+        config.load(cfg, tmp_path)
+
+
+def test_drift_of_hashed_collections_is_described():
+    from tasks import guard
+
+    changed = guard.drift({"users": ["abc", 3]}, {"users": ["def", 3]})
+    assert guard.describe_drift(changed) == "users (3 → 3 documents, contents changed)"
