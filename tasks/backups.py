@@ -50,11 +50,12 @@ class Backup:
         return path
 
 
-def list_backups(project):
-    """Return every complete backup, newest first."""
+def list_backups(project, folder=None):
+    """Return every complete backup (or snapshot, given their folder), newest first."""
     found = []
-    if project.backups_dir.is_dir():
-        for child in project.backups_dir.iterdir():
+    folder = folder or project.backups_dir
+    if folder.is_dir():
+        for child in folder.iterdir():
             manifest = child / "manifest.json"
             if child.is_dir() and not child.name.startswith(".") and manifest.exists():
                 try:
@@ -64,28 +65,38 @@ def list_backups(project):
     return sorted(found, key=lambda b: (b.created, b.name), reverse=True)
 
 
-def get(project, name):
+def get(project, name, folder=None):
     """Given a backup name, return the Backup. Raise BackupError if invalid or absent."""
     check_name(name)
-    path = project.backups_dir / name
+    folder = folder or project.backups_dir
+    path = folder / name
     if not (path / "manifest.json").exists():
-        raise BackupError(f"no backup named {name!r} in {project.backups_dir} (see `inv db.backup.list`)")
+        raise BackupError(f"no backup named {name!r} in {folder} (see `inv db.backup.list`)")
     return Backup(path, json.loads((path / "manifest.json").read_text()))
+
+
+def save_manifest(backup):
+    """Rewrite a complete backup's manifest atomically (to add facts learnt later, such as a restore)."""
+    tmp = backup.path / "manifest.json.tmp"
+    tmp.write_text(json.dumps(backup.manifest, indent=2) + "\n")
+    os.replace(tmp, backup.path / "manifest.json")
 
 
 class BackupWriter:
     """Take a backup of some databases of one environment: add() each, then commit() (or abort())."""
 
-    def __init__(self, project, env, reason):
+    def __init__(self, project, env, reason, folder=None, keep=None):
         self.project, self.env, self.reason = project, env, reason
+        self.folder = folder or project.backups_dir
+        self.keep = project.backups_keep if keep is None else keep
         stamp = datetime.now(timezone.utc)
         self.name = f"{env}_{stamp:%Y%m%d_%H%M%S}"
         n = 2
-        while (project.backups_dir / self.name).exists():
+        while (self.folder / self.name).exists():
             self.name, n = f"{env}_{stamp:%Y%m%d_%H%M%S}_{n}", n + 1
-        project.backups_dir.mkdir(parents=True, exist_ok=True)
-        _remove_dead_partials(project.backups_dir)
-        self.work = project.backups_dir / f".partial-{self.name}-{os.getpid()}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _remove_dead_partials(self.folder)
+        self.work = self.folder / f".partial-{self.name}-{os.getpid()}"
         self.work.mkdir()
         self.manifest = {"name": self.name, "env": env, "created": stamp.isoformat(timespec="seconds"),
                          "reason": reason, "databases": {}}
@@ -99,32 +110,40 @@ class BackupWriter:
         else:
             safe = re.sub(r"[^A-Za-z0-9_.-]", "_", engine.object_label(obj))
             filename, proc = f"{db.key}.{safe}{engine.OBJECT_SUFFIX}", engine.dump_object(host, db, obj)
+        entry = self.add_stream(filename, proc, f"{self.env}/{db.key}")
+        self.manifest["databases"][db.key] = {
+            "engine": db.engine, "database": db.name, **entry,
+            "tool": f"{engine.DUMP_TOOL} {engine.tool_version(host)}",
+        }
+        if obj is not None:
+            ref = obj if isinstance(obj, str) else list(obj)  # a collection name, or (schema, table)
+            self.manifest["databases"][db.key].update(object=engine.object_label(obj), object_ref=ref)
+
+    def add_stream(self, filename, proc, label, also=()):
+        """Pump `proc`'s output into `filename` of this backup (and into the sinks `also`), then re-read
+        the file to verify it; return the manifest entry {file, size, sha256, verified}."""
         sink = FileSink(str(self.work / filename))
         try:
-            with Progress(f"backup {self.env}/{db.key}") as progress:
-                moved = pump(proc, [sink], progress)
+            with Progress(f"{'backup' if self.folder == self.project.backups_dir else 'snapshot'} {label}") as progress:
+                moved = pump(proc, [sink, *also], progress)
             proc.check()
+            if moved.broken_sink:
+                raise BackupError(f"{label}: writing {filename} failed")
             sink.commit()
         except BaseException:
             proc.kill()
             sink.abort()
             raise
         if sha256_file(self.work / filename) != moved.sha256:
-            raise BackupError(f"backup of {self.env}/{db.key}: the file on disk does not match what was dumped")
-        self.manifest["databases"][db.key] = {
-            "engine": db.engine, "database": db.name, "file": filename, "size": moved.bytes,
-            "sha256": moved.sha256, "tool": f"{engine.DUMP_TOOL} {engine.tool_version(host)}", "verified": True,
-        }
-        if obj is not None:
-            ref = obj if isinstance(obj, str) else list(obj)  # a collection name, or (schema, table)
-            self.manifest["databases"][db.key].update(object=engine.object_label(obj), object_ref=ref)
+            raise BackupError(f"{label}: {filename} on disk does not match what was received")
+        return {"file": filename, "size": moved.bytes, "sha256": moved.sha256, "verified": True}
 
     def commit(self):
         """Write the manifest, move the backup into place, apply retention; return the Backup."""
         (self.work / "manifest.json").write_text(json.dumps(self.manifest, indent=2) + "\n")
-        final = self.project.backups_dir / self.name
+        final = self.folder / self.name
         os.replace(self.work, final)
-        retain(self.project, self.env, keep_also=self.name)
+        retain(self.project, self.env, keep_also=self.name, folder=self.folder, keep=self.keep)
         return Backup(final, self.manifest)
 
     def abort(self):
@@ -143,10 +162,10 @@ def take(project, hosts, env, dbs, reason):
         raise
 
 
-def retain(project, env, keep_also=None):
-    """Delete the oldest backups of `env` beyond `backups.keep`, never `keep_also` (the one just taken)."""
-    mine = [b for b in list_backups(project) if b.env == env]
-    for old in mine[project.backups_keep:]:
+def retain(project, env, keep_also=None, folder=None, keep=None):
+    """Delete the oldest backups of `env` beyond `keep` (default backups.keep), never `keep_also` (the one just taken)."""
+    mine = [b for b in list_backups(project, folder) if b.env == env]
+    for old in mine[project.backups_keep if keep is None else keep:]:
         if old.name != keep_also:
             shutil.rmtree(old.path, ignore_errors=True)
 

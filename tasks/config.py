@@ -91,6 +91,28 @@ class Environment:
         return self.databases[key]
 
 
+@dataclass(frozen=True)
+class DjangoApp:
+    """A Django app of the mirror (mirror.django[]): where its code is and how its manage.py runs."""
+
+    name: str
+    path: str                      # folder under the local code root
+    settings: str                  # settings.py, relative to `path`
+    python: str = "python3"        # interpreter that runs manage.py on this machine
+    container: str = None          # or: run manage.py with docker exec in this local container
+    workdir: str = "/app"          # manage.py's folder inside that container
+    env: dict = field(default_factory=dict)
+    database: str = None           # database key of the app (fix-migrations, status)
+
+
+@dataclass(frozen=True)
+class Mirror:
+    snapshots: Path
+    keep: int = 5
+    apps: tuple = ()
+    localize: dict = field(default_factory=dict)
+
+
 @dataclass
 class Project:
     root: Path
@@ -98,6 +120,8 @@ class Project:
     backups_dir: Path
     backups_keep: int
     missing: dict = field(default_factory=dict)  # key path -> variable name
+    mirror: Mirror = None
+    variables: dict = field(default_factory=dict, repr=False)  # environment + .env (secrets: never print)
 
     @property
     def state_dir(self):
@@ -155,7 +179,57 @@ def load(config, root):
     _only(backups, {"dir", "keep"}, "backups")
     keep = _integer(expand(backups.get("keep", 5), "backups.keep"), "backups.keep", minimum=0)
     backups_dir = root / str(expand(backups.get("dir", "backups"), "backups.dir"))
-    return Project(root=root, environments=envs, backups_dir=backups_dir, backups_keep=keep, missing=missing)
+    mirror = _mirror(expand(_mapping(_get(config, "mirror", {}), "mirror"), "mirror"), root, envs)
+    return Project(root=root, environments=envs, backups_dir=backups_dir, backups_keep=keep, missing=missing,
+                   mirror=mirror, variables=values)
+
+
+SIMPLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+SETTING = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def _code(raw, path):
+    """Validate environments.<env>.code: {root, paths, exclude}."""
+    if not raw:
+        return {}
+    _only(raw, {"root", "paths", "exclude"}, path)
+    if not isinstance(raw.get("root"), str) or not raw["root"]:
+        raise ConfigError(f"{path}.root: required, a folder")
+    paths = raw.get("paths", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) and SIMPLE_NAME.match(p) and ".." not in p for p in paths):
+        raise ConfigError(f"{path}.paths: expected a list of folder names directly under root (no '/', no '..')")
+    exclude = raw.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(e, str) and e and not e.startswith("-") for e in exclude):
+        raise ConfigError(f"{path}.exclude: expected a list of patterns such as __pycache__ or '*.pyc'")
+    return {"root": raw["root"], "paths": list(paths), "exclude": list(exclude)}
+
+
+def _mirror(raw, root, envs):
+    _only(raw, {"snapshots", "keep", "django", "localize", "superuser"}, "mirror")
+    keep = _integer(raw.get("keep", 5), "mirror.keep", minimum=1)
+    apps = []
+    for i, app in enumerate(raw.get("django", []) or []):
+        path = f"mirror.django[{i}]"
+        app = _mapping(app, path)
+        _only(app, {"name", "path", "settings", "python", "container", "workdir", "env", "database"}, path)
+        for key in ("name", "path", "settings"):
+            if not isinstance(app.get(key), str) or not app[key]:
+                raise ConfigError(f"{path}.{key}: required")
+        if ".." in app["path"] or app["path"].startswith("/") or ".." in app["settings"]:
+            raise ConfigError(f"{path}: path and settings are relative folders inside the code root")
+        env = _mapping(app.get("env", {}) or {}, f"{path}.env")
+        apps.append(DjangoApp(name=app["name"], path=app["path"], settings=app["settings"],
+                              python=app.get("python") or "python3", container=app.get("container") or None,
+                              workdir=app.get("workdir") or "/app", env={k: str(v) for k, v in env.items()},
+                              database=app.get("database") or None))
+    localize = _mapping(raw.get("localize", {}) or {}, "mirror.localize")
+    for key in localize:
+        if not SETTING.match(str(key)):
+            raise ConfigError(f"mirror.localize.{key}: a Django setting name (UPPER_CASE)")
+    localize = localize or {"DEBUG": True, "ALLOWED_HOSTS": ["*"],
+                            "CSRF_TRUSTED_ORIGINS": ["http://localhost:8000", "http://127.0.0.1:8000"]}
+    return Mirror(snapshots=root / str(raw.get("snapshots", "mirror/snapshots")), keep=keep, apps=tuple(apps),
+                  localize=localize)
 
 
 class _Expander:
@@ -193,7 +267,7 @@ def _environment(name, raw, expand):
         raise ConfigError(f"{path}.protected: expected true or false, got {protected!r}")
     databases = _mapping(raw.get("databases", {}) or {}, f"{path}.databases")
     dbs = {key: _database(name, key, spec, expand) for key, spec in databases.items()}
-    code = _mapping(expand(raw.get("code", {}) or {}, f"{path}.code"), f"{path}.code")
+    code = _code(_mapping(expand(raw.get("code", {}) or {}, f"{path}.code"), f"{path}.code"), f"{path}.code")
     return Environment(name=name, ssh=_ssh(raw.get("ssh"), f"{path}.ssh", expand), protected=protected,
                        code=code, databases=dbs)
 

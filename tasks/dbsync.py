@@ -224,17 +224,20 @@ def backup(project, env, keys=None, echo=False):
         hosts.close()
 
 
-def restore_backup(project, name, target, keys=None, force=False, dry_run=False, task=None, echo=False):
-    """Restore databases (or the one table) of backup `name` into `target`, backing up the target first."""
+def restore_backup(project, name, target, keys=None, force=False, dry_run=False, task=None, echo=False,
+                   folder=None):
+    """Restore databases (or the one table) of backup `name` into `target`, backing up the target first.
+
+    `folder` selects another store of the same shape (mirror snapshots). Return the audit record.
+    """
     task = task or f"db.backup.restore-{target}"
-    taken = backups.get(project, name)
+    taken = backups.get(project, name, folder)
     dst_env = project.env(target)
     chosen = list(keys) if keys else list(taken.databases)
     dbs = [dst_env.database(k) for k in chosen]
     for key in chosen:
         taken.verify(key)
     project.check(f"environments.{target}.ssh", *[db.path for db in dbs])
-    portable = taken.env != target  # a backup of this very environment keeps its owners and grants
     steps = [f"lock {target}", f"back up {target}: {', '.join(chosen)} (those that exist there)"]
     for k, db in zip(chosen, dbs):
         entry = taken.databases[k]
@@ -248,31 +251,39 @@ def restore_backup(project, name, target, keys=None, force=False, dry_run=False,
     hosts = Hosts(project, echo)
     try:
         with guard.operation(project, task, [target], direction=record["direction"], databases=chosen) as rec:
-            targets = [(db, hosts.for_db(db)) for db in dbs]
-            _preflight_hosts(*[h for _, h in targets])
-            guard.confirm(dst_env, task, force)
-            existing = [db for db, h in targets if engine_for(db).exists(h, db)]
-            if existing:
-                before = backups.take(project, hosts, target, existing, reason=f"before {task} {name}")
-                rec["backup"] = before.name
-                say(f"backup of {target} taken: {before.name}")
-            for db, host in targets:
-                engine, entry = engine_for(db), taken.databases[db.key]
-                if entry.get("object"):
-                    ref = entry["object_ref"]
-                    restore = engine.ObjectReplace(host, db, tuple(ref) if isinstance(ref, list) else ref)
-                else:
-                    restore = engine.AtomicRestore(host, db, portable)
-                source = FileSource(taken.verify(db.key))
-                try:
-                    stream_into(source, restore, f"{db.key}: {name} → {target}")
-                finally:
-                    source.close()
-                if db.after_sync:
-                    rec.setdefault("after_sync", {})[db.key] = hooks.run_after_sync(project, hosts, db)
+            restore_into(project, hosts, taken, target, dbs, task, rec, force=force)
             return rec
     finally:
         hosts.close()
+
+
+def restore_into(project, hosts, taken, target, dbs, task, rec, force=False):
+    """Within a locked operation: back up `target`'s existing databases, then restore each of `dbs` from
+    backup `taken` atomically and run its after-sync hooks. Fills `rec` (backup taken, hooks)."""
+    dst_env = project.env(target)
+    portable = taken.env != target  # a backup of this very environment keeps its owners and grants
+    targets = [(db, hosts.for_db(db)) for db in dbs]
+    _preflight_hosts(*[h for _, h in targets])
+    guard.confirm(dst_env, task, force)
+    existing = [db for db, h in targets if engine_for(db).exists(h, db)]
+    if existing:
+        before = backups.take(project, hosts, target, existing, reason=f"before {task} {taken.name}")
+        rec["backup"] = before.name
+        say(f"backup of {target} taken: {before.name}")
+    for db, host in targets:
+        engine, entry = engine_for(db), taken.databases[db.key]
+        if entry.get("object"):
+            ref = entry["object_ref"]
+            restore = engine.ObjectReplace(host, db, tuple(ref) if isinstance(ref, list) else ref)
+        else:
+            restore = engine.AtomicRestore(host, db, portable)
+        source = FileSource(taken.verify(db.key))
+        try:
+            stream_into(source, restore, f"{db.key}: {taken.name} → {target}")
+        finally:
+            source.close()
+        if db.after_sync:
+            rec.setdefault("after_sync", {})[db.key] = hooks.run_after_sync(project, hosts, db)
 
 
 def status(project, source="production", target="local", keys=None, echo=False):

@@ -273,12 +273,14 @@ class ContainerHost(Host):
     (value taken from the docker CLI's own environment, which the inner host fills without argv).
     """
 
-    def __init__(self, inner, container):
-        self.inner, self.container = inner, container
+    def __init__(self, inner, container, workdir=None):
+        self.inner, self.container, self.workdir = inner, container, workdir
         self.label = f"{container} on {inner.label}"
 
     def exec_argv(self, argv, env=None):
         flags = [part for name in (env or {}) for part in ("-e", name)]
+        if self.workdir:
+            flags += ["-w", self.workdir]
         return ["docker", "exec", "-i", *flags, self.container, *argv]
 
     def stream(self, argv, env=None):

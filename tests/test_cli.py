@@ -18,7 +18,9 @@ def test_list_shows_only_working_tasks(tmp_path):
     assert names == ["db.backup.list", "db.backup.local", "db.backup.production", "db.backup.restore-local",
                      "db.backup.restore-production", "db.sync.collection-from-production",
                      "db.sync.collection-to-production", "db.sync.from-production", "db.sync.status",
-                     "db.sync.to-production"]
+                     "db.sync.to-production", "mirror.checkpoint", "mirror.create-superuser",
+                     "mirror.fix-migrations", "mirror.force-sync-code", "mirror.localize-settings",
+                     "mirror.production", "mirror.restore-db", "mirror.status"]
 
 
 def test_cli_pull_then_status(prod, local, sshd, dbname, tmp_path):

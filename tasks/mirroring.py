@@ -1,0 +1,341 @@
+"""The library behind mirror.* (seed 000): production → local mirror of Django apps, their code and
+media, and their databases, kept as timestamped snapshots.
+
+A snapshot (`mirror.snapshots/production_<YYYYmmdd_HHMMSS>/`) holds `code.tar`, one dump per
+database and a manifest (sha256 of each, sizes, source, time); it is the backup store's format, so
+it is written as `.partial-…` and renamed into place only when complete, and the newest
+`mirror.keep` are kept.
+"""
+
+import json
+import subprocess
+from datetime import datetime, timezone
+
+from . import backups, code, django, guard
+from .dbsync import _preflight_hosts, restore_into
+from .engines import engine_for
+from .errors import ConfigError, GuardError, ProdmirrorError
+from .hosts import Hosts
+from .transfer import FileSource, pump, sha256_file
+from .ui import Progress, human_bytes, print_plan, say
+
+
+def _code(project):
+    """Return (production code config, local code root) or raise ConfigError naming the key."""
+    prod = project.env("production").code
+    if not prod or not prod.get("paths"):
+        raise ConfigError("environments.production.code: required for mirror tasks ({root, paths, exclude})")
+    local = project.env("local").code if "local" in project.environments else {}
+    root = project.root / (local.get("root") if local else "mirror")
+    return prod, root
+
+
+def _snapshot(project, name=None):
+    """Return the named snapshot, or the newest complete one. Raise ProdmirrorError if there is none."""
+    if name:
+        return backups.get(project, name, project.mirror.snapshots)
+    found = backups.list_backups(project, project.mirror.snapshots)
+    if not found:
+        raise ProdmirrorError(f"no snapshot in {project.mirror.snapshots}: run `inv mirror.production` first")
+    return found[0]
+
+
+def check_clean(root, paths, force):
+    """Refuse (GuardError, naming files) to replace app folders holding uncommitted git changes, unless forced."""
+    dirty = []
+    for path in paths:
+        folder = root / path
+        if not folder.is_dir():
+            continue
+        inside = subprocess.run(["git", "-C", str(folder), "rev-parse", "--is-inside-work-tree"],
+                                capture_output=True, text=True)
+        if inside.returncode != 0:
+            continue
+        status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--", "."],
+                                capture_output=True, text=True).stdout
+        dirty += [f"{path}: {line[3:]}" for line in status.splitlines() if line.strip()]
+    if dirty and not guard.forced(force):
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        raise GuardError(f"uncommitted changes would be lost: {shown}; commit or stash them, or pass --force")
+
+
+class _GuardOnly:
+    """A sink that only validates the archive (for --download-only: an unsafe snapshot is refused at once)."""
+
+    def __init__(self, paths):
+        self.guard = code.TarGuard(paths)
+
+    def write(self, chunk):
+        self.guard.feed(chunk)
+
+
+def _after_code(project, root, credentials=None):
+    """Localize settings, create the superuser (when credentials are given), collectstatic, for every app."""
+    for app in project.mirror.apps:
+        settings = root / app.path / app.settings
+        changed = django.localize(settings, project.mirror.localize)
+        say(f"{app.name}: settings {'localized' if changed else 'already localized'} ({settings})")
+        if credentials:
+            say(f"{app.name}: superuser {credentials['DJANGO_SUPERUSER_USERNAME']} "
+                f"{django.create_superuser(app, root, credentials)}")
+        django.manage(app, root, "collectstatic", "--noinput", "--verbosity", "0")
+        say(f"{app.name}: collectstatic done")
+
+
+def production(project, download_only=False, force=False, dry_run=False, echo=False):
+    """Mirror production into a new snapshot; unless download_only, restore it locally. Return the audit record."""
+    prod_code, root = _code(project)
+    prod_env = project.env("production")
+    dbs = list(prod_env.databases.values())
+    local_env = project.env("local")
+    restore = [db for db in dbs if db.key in local_env.databases]
+    creds = None
+    if not download_only and project.mirror.apps:
+        try:
+            creds = django.superuser_credentials(project.variables)
+        except ConfigError as exc:
+            say(f"note: the superuser will not be created: {exc}")
+    project.check("environments.production.ssh", *[db.path for db in dbs],
+                  *[local_env.database(db.key).path for db in restore])
+    steps = [f"lock production and local",
+             f"stream tar of {', '.join(prod_code['paths'])} from production {prod_code['root']} "
+             f"(excluding {', '.join(prod_code.get('exclude', [])) or 'nothing'}) into a new snapshot"
+             + ("" if download_only else f", extracting safely into a staging folder beside {root}"),
+             *[f"dump production {db.key} ({db.name or db.engine}) into the snapshot" for db in dbs],
+             f"keep the newest {project.mirror.keep} snapshots in {project.mirror.snapshots}"]
+    if not download_only:
+        steps += [f"replace local {', '.join(prod_code['paths'])} under {root} with the snapshot's",
+                  *[f"back up local {db.key}, then restore it from the snapshot atomically" for db in restore],
+                  *[f"{app.name}: localize settings, {'create the superuser, ' if creds else ''}collectstatic"
+                    for app in project.mirror.apps]]
+    record = {"task": "mirror.production", "direction": "production -> local"}
+    print_plan("mirror.production", steps, dry_run)
+    if dry_run:
+        guard.audit(project.state_dir, {**record, "result": "dry-run"})
+        return None
+    if not download_only:
+        check_clean(root, prod_code["paths"], force)
+    hosts = Hosts(project, echo)
+    try:
+        with guard.operation(project, "mirror.production", ["production", "local"],
+                             direction=record["direction"]) as rec:
+            host = hosts.for_env(prod_env)
+            for db in dbs:
+                _preflight_hosts(hosts.for_db(db))
+            writer = backups.BackupWriter(project, "production", "mirror.production",
+                                          folder=project.mirror.snapshots, keep=project.mirror.keep)
+            extract = None
+            try:
+                extract = None if download_only else code.GuardedExtract(root, prod_code["paths"])
+                proc = host.stream(code.archive_argv(prod_code))
+                entry = writer.add_stream("code.tar", proc, "production/code",
+                                          also=[extract or _GuardOnly(prod_code["paths"])])
+                if extract:
+                    extract.finish()
+                writer.manifest["code"] = {**entry, "root": prod_code["root"], "paths": prod_code["paths"],
+                                           "exclude": prod_code.get("exclude", []), "source": str(prod_env.ssh or "local")}
+                for db in dbs:
+                    writer.add(hosts.for_db(db), db)
+                snapshot = writer.commit()
+            except BaseException:
+                writer.abort()
+                if extract:
+                    extract.discard()
+                raise
+            rec["snapshot"] = snapshot.name
+            say(f"snapshot {snapshot.name} complete: code {human_bytes(entry['size'])}, "
+                f"{len(dbs)} database(s)")
+            if download_only:
+                return rec
+            extract.swap_in()
+            say(f"code replaced under {root}")
+            if restore:
+                restore_into(project, hosts, snapshot, "local", [local_env.database(db.key) for db in restore],
+                             "mirror.production", rec, force=force)
+            _after_code(project, root, creds)
+            # fingerprinted after the mirror's own steps (the superuser row is part of the mirrored state)
+            _record_restored(project, hosts, snapshot, [local_env.database(db.key) for db in restore])
+            say(f"mirror.production: done: snapshot {snapshot.name}; code {', '.join(prod_code['paths'])}; "
+                f"databases {', '.join(db.key for db in restore) or 'none'}"
+                + (f"; previous local data in backup {rec['backup']}" if rec.get("backup") else ""))
+            return rec
+    finally:
+        hosts.close()
+
+
+def _record_restored(project, hosts, snapshot, dbs):
+    """Remember the local fingerprints right after a restore, so mirror.status can tell if data moved since."""
+    restored = snapshot.manifest.setdefault("restored", {})
+    for db in dbs:
+        restored[db.key] = engine_for(db).fingerprint(hosts.for_db(db), db)
+    backups.save_manifest(snapshot)
+
+
+def force_sync_code(project, snapshot=None, force=False, dry_run=False):
+    """Nuke & pave: replace the local app folders with the snapshot's, then localize and collectstatic."""
+    prod_code, root = _code(project)
+    snap = _snapshot(project, snapshot)
+    if "code" not in snap.manifest:
+        raise ProdmirrorError(f"snapshot {snap.name} holds no code archive")
+    paths = snap.manifest["code"]["paths"]
+    print_plan("mirror.force-sync-code", [
+        f"verify {snap.name}/code.tar (sha256)", f"delete local {', '.join(paths)} under {root}",
+        "extract the snapshot's folders safely (no absolute paths, no '..', no links out of the tree)",
+        *[f"{app.name}: localize settings, collectstatic" for app in project.mirror.apps]], dry_run)
+    if dry_run:
+        return None
+    check_clean(root, paths, force)
+    archive = snap.path / "code.tar"
+    entry = snap.manifest["code"]
+    if archive.stat().st_size != entry["size"] or sha256_file(archive) != entry["sha256"]:
+        raise ProdmirrorError(f"snapshot {snap.name}: code.tar does not match its manifest (sha256); not using it")
+    with guard.operation(project, "mirror.force-sync-code", ["local"], snapshot=snap.name) as rec:
+        extract = code.GuardedExtract(root, paths)
+        source = FileSource(archive)
+        try:
+            with Progress(f"code from {snap.name}") as progress:
+                pump(source, [extract], progress)
+            extract.finish()
+            extract.swap_in()
+        except BaseException:
+            extract.discard()
+            raise
+        finally:
+            source.close()
+        say(f"code replaced under {root} from {snap.name}")
+        _after_code(project, root)
+        return rec
+
+
+def localize_settings(project):
+    """Write the managed localize block into every configured app's settings.py; return {app: changed}."""
+    _, root = _code(project)
+    if not project.mirror.apps:
+        raise ConfigError("mirror.django: no Django app is configured")
+    changed = {}
+    for app in project.mirror.apps:
+        path = root / app.path / app.settings
+        changed[app.name] = django.localize(path, project.mirror.localize)
+        say(f"{app.name}: {'localized' if changed[app.name] else 'unchanged (already localized)'}: {path}")
+    return changed
+
+
+def restore_db(project, keys=None, snapshot=None, force=False, dry_run=False, echo=False):
+    """Drop & create & restore local databases from a snapshot (atomically, local backed up first)."""
+    snap = _snapshot(project, snapshot)
+    local_env = project.env("local")
+    chosen = list(keys) if keys else [k for k in snap.databases if k in local_env.databases]
+    for key in chosen:
+        if key not in snap.databases:
+            raise ProdmirrorError(f"snapshot {snap.name} holds no database {key!r} (it has: {', '.join(snap.databases)})")
+    if not chosen:
+        raise ProdmirrorError(f"snapshot {snap.name} holds no database that local also configures")
+    dbs = [local_env.database(k) for k in chosen]
+    project.check(*[db.path for db in dbs])
+    print_plan(f"mirror.restore-db from {snap.name}", [
+        "lock local", f"back up local: {', '.join(chosen)} (those that exist)",
+        *[f"{k}: restore into a new database, terminate sessions on {db.name}, swap it in" for k, db in zip(chosen, dbs)]],
+        dry_run)
+    if dry_run:
+        return None
+    hosts = Hosts(project, echo)
+    try:
+        with guard.operation(project, "mirror.restore-db", ["local"], snapshot=snap.name, databases=chosen) as rec:
+            restore_into(project, hosts, snap, "local", dbs, "mirror.restore-db", rec, force=force)
+            _record_restored(project, hosts, snap, dbs)
+            return rec
+    finally:
+        hosts.close()
+
+
+def create_superuser(project):
+    """Create or update the superuser in every app from DJANGO_SUPERUSER_* (environment or .env)."""
+    _, root = _code(project)
+    credentials = django.superuser_credentials(project.variables)
+    if not project.mirror.apps:
+        raise ConfigError("mirror.django: no Django app is configured")
+    return {app.name: django.create_superuser(app, root, credentials) for app in project.mirror.apps}
+
+
+def fix_migrations(project, app_name=None, label=None, migration=None):
+    """Detect missing django_migrations rows per app; insert them (or the one given), then `migrate --fake`.
+
+    A consistent history is left alone. Return {app: [inserted (label, name)]}.
+    """
+    _, root = _code(project)
+    apps = [a for a in project.mirror.apps if app_name in (None, a.name)]
+    if not apps:
+        raise ConfigError(f"mirror.django: no app named {app_name!r}" if app_name else "mirror.django: no Django app is configured")
+    if (label is None) != (migration is None):
+        raise ProdmirrorError("give --app and --migration together (the django_migrations row to insert)")
+    done = {}
+    for app in apps:
+        gaps = django.migration_gaps(app, root)
+        insert = [(label, migration)] if label else gaps
+        if not insert:
+            say(f"{app.name}: migration history is consistent; nothing changed")
+            done[app.name] = []
+            continue
+        say(f"{app.name}: missing django_migrations rows: {', '.join(f'{a}.{n}' for a, n in insert)}")
+        django.migration_gaps(app, root, insert=insert)
+        left = django.migration_gaps(app, root)
+        if left:
+            raise ProdmirrorError(f"{app.name}: still inconsistent after inserting rows: missing "
+                                  f"{', '.join(f'{a}.{n}' for a, n in left)}")
+        for app_label in sorted({a for a, _ in insert}):
+            django.manage(app, root, "migrate", "--fake", app_label, "--verbosity", "0")
+        say(f"{app.name}: inserted {len(insert)} row(s); `migrate --fake` done for {', '.join(sorted({a for a, _ in insert}))}")
+        done[app.name] = insert
+    return done
+
+
+def checkpoint(project):
+    """Tag the ops repo `stable-mirror-YYYYMMDD` (suffix -2, -3… when taken) with the newest snapshot's manifest."""
+    snap = _snapshot(project)
+    git = ["git", "-C", str(project.root)]
+    if subprocess.run(git + ["rev-parse", "--is-inside-work-tree"], capture_output=True).returncode != 0:
+        raise ProdmirrorError(f"{project.root} is not a git repository: cannot tag a checkpoint")
+    base = f"stable-mirror-{datetime.now(timezone.utc):%Y%m%d}"
+    tags = set(subprocess.run(git + ["tag", "--list", f"{base}*"], capture_output=True, text=True).stdout.split())
+    tag, n = base, 2
+    while tag in tags:
+        tag, n = f"{base}-{n}", n + 1
+    message = f"prodmirror checkpoint: snapshot {snap.name}\n\n{json.dumps(snap.manifest, indent=2)}\n"
+    identity = []
+    if not subprocess.run(git + ["config", "user.email"], capture_output=True, text=True).stdout.strip():
+        identity = ["-c", "user.name=prodmirror", "-c", "user.email=prodmirror@localhost"]
+    res = subprocess.run(["git", *identity, "-C", str(project.root), "tag", "-a", tag, "-F", "-"],
+                         input=message, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise ProdmirrorError(f"git tag {tag} failed: {res.stderr.strip()}")
+    guard.audit(project.state_dir, {"task": "mirror.checkpoint", "result": "ok", "tag": tag, "snapshot": snap.name})
+    say(f"checkpoint {tag}: snapshot {snap.name}")
+    return tag
+
+
+def status(project, echo=False):
+    """Return {'code': {path: parity}, 'data': {key: verdict}, 'snapshot': name} without changing anything."""
+    prod_code, root = _code(project)
+    hosts = Hosts(project, echo)
+    try:
+        remote = code.remote_checksums(hosts.for_env(project.env("production")), prod_code)
+        local = code.local_checksums(root, prod_code["paths"], prod_code.get("exclude", []))
+        report = {"code": {}, "data": {}, "snapshot": None}
+        for path in prod_code["paths"]:
+            mine = {k: v for k, v in local.items() if k.split("/")[0] == path}
+            theirs = {k: v for k, v in remote.items() if k.split("/")[0] == path}
+            report["code"][path] = code.parity(mine, theirs)
+        snaps = backups.list_backups(project, project.mirror.snapshots)
+        if snaps:
+            snap = snaps[0]
+            report["snapshot"] = snap.name
+            for key, expected in snap.manifest.get("restored", {}).items():
+                db = project.env("local").database(key)
+                current = engine_for(db).fingerprint(hosts.for_db(db), db)
+                tables = sorted(t for t in set(current["tables"]) | set(expected["tables"])
+                                if current["tables"].get(t) != expected["tables"].get(t))
+                report["data"][key] = ("matches the snapshot" if current == expected else
+                                       f"differs from the snapshot in: {', '.join(tables) or 'sequences'}")
+        return report
+    finally:
+        hosts.close()

@@ -1,0 +1,240 @@
+"""mirror.* against a real Django 5.2 project served by the SSH "production" host and its Postgres."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from tasks import backups, code, config, guard, mirroring
+from tasks.errors import GuardError, ProdmirrorError
+from tasks.ui import Progress
+from tests import django_site
+from tests.conftest import pg_db, table_digests
+
+DB = "db_gamit_mirror"
+CREDS = {"DJANGO_SUPERUSER_USERNAME": "opsadmin", "DJANGO_SUPERUSER_EMAIL": "ops@example.com",
+         "DJANGO_SUPERUSER_PASSWORD": "not-a-real-password-42"}
+
+
+@pytest.fixture(scope="module")
+def site(prod, local, sshd, base):
+    """Production's code root (gamit_app) and its migrated database."""
+    code_root = os.path.join(base, "prod-code")
+    app_dir = django_site.build(code_root)
+    prod.psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE); CREATE DATABASE {DB} OWNER spmo_admin")
+    django_site.migrate(app_dir, DB, prod.port)
+    yield code_root
+    for cluster in (prod, local):
+        cluster.psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+
+
+@pytest.fixture
+def project(site, prod, local, sshd, tmp_path, monkeypatch):
+    for key in CREDS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("FORCE", raising=False)
+    local.psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in CREDS.items()))
+    cfg = {"environments": {
+        "production": {"ssh": sshd.target(), "databases": {"gamit": pg_db(prod, DB)},
+                       "code": {"root": site, "paths": ["gamit_app"], "exclude": ["__pycache__", "*.pyc", "staticfiles"]}},
+        "local": {"code": {"root": "code"}, "databases": {"gamit": pg_db(local, DB)}}},
+        "mirror": {"snapshots": "snapshots", "keep": 3, "django": [{
+            "name": "gamit", "path": "gamit_app", "settings": "gamit_core/settings.py", "python": sys.executable,
+            "env": {"PM_DB_NAME": DB, "PM_DB_PORT": str(local.port)}, "database": "gamit"}]}}
+    return config.load(cfg, tmp_path)
+
+
+def manage(project, *args, check=True):
+    env = {**os.environ, "PM_DB_NAME": DB, "PM_DB_PORT": project.mirror.apps[0].env["PM_DB_PORT"]}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=project.root / "code" / "gamit_app", env=env,
+                          capture_output=True, text=True, check=check)
+
+
+def prod_sums(site):
+    return code.local_checksums(site, ["gamit_app"], ["__pycache__", "*.pyc", "staticfiles"])
+
+
+def local_sums(project):
+    return code.local_checksums(project.root / "code", ["gamit_app"], ["__pycache__", "*.pyc", "staticfiles"])
+
+
+def test_mirror_production_end_to_end(project, site, prod, local):
+    rec = mirroring.production(project)
+
+    settings = "gamit_app/gamit_core/settings.py"
+    mine, theirs = local_sums(project), prod_sums(site)
+    assert {k: v for k, v in mine.items() if k != settings} == {k: v for k, v in theirs.items() if k != settings}
+    assert "gamit_app/media/uploads/photo.bin" in mine
+    local_settings = (project.root / "code" / settings).read_text()
+    assert local_settings.startswith(open(os.path.join(site, settings)).read().rstrip("\n"))
+    assert "DEBUG = True" in local_settings and "ALLOWED_HOSTS = ['*']" in local_settings
+    # data identical (auth_user gained the local superuser, as the seed's step B intends)
+    ours, prods = table_digests(local, DB), table_digests(prod, DB)
+    assert {k: v for k, v in ours.items() if k != "public.auth_user"} == {k: v for k, v in prods.items() if k != "public.auth_user"}
+    assert ours["public.inventory_item"].startswith("25:")
+    # Django itself is content: check passes, localized settings are live, the superuser authenticates.
+    manage(project, "check")
+    out = manage(project, "shell", "-c", "from django.conf import settings; from django.contrib.auth import authenticate;"
+                 f"print(settings.DEBUG, settings.ALLOWED_HOSTS, authenticate(username='opsadmin', "
+                 f"password='{CREDS['DJANGO_SUPERUSER_PASSWORD']}') is not None)").stdout.strip().splitlines()[-1]
+    assert out == "True ['*'] True"
+    assert (project.root / "code" / "gamit_app" / "staticfiles" / "inventory" / "site.css").exists()
+    # the snapshot: complete, verified, its files match the manifest
+    snap = backups.get(project, rec["snapshot"], project.mirror.snapshots)
+    assert snap.manifest["code"]["paths"] == ["gamit_app"] and snap.verify("gamit")
+    assert backups.sha256_file(snap.path / "code.tar") == snap.manifest["code"]["sha256"]
+    assert guard.read_audit(project.state_dir)[-1]["result"] == "ok"
+
+
+def test_status_reports_ghost_then_force_sync_removes_it(project, site):
+    mirroring.production(project)
+    ghost = project.root / "code" / "gamit_app" / "inventory" / "ghost.py"
+    ghost.write_text("# left over from an old deploy\n")
+    (project.root / "code" / "gamit_app" / "inventory" / "models.py").write_text("# edited locally\n")
+    os.remove(project.root / "code" / "gamit_app" / "inventory" / "static" / "inventory" / "site.css")
+
+    report = mirroring.status(project)["code"]["gamit_app"]
+    assert report["ghost"] == ["gamit_app/inventory/ghost.py"]
+    assert report["missing"] == ["gamit_app/inventory/static/inventory/site.css"]
+    assert "gamit_app/inventory/models.py" in report["changed"]
+
+    mirroring.force_sync_code(project)
+    assert not ghost.exists()
+    after = mirroring.status(project)
+    assert after["code"]["gamit_app"] == {"ghost": [], "missing": [], "changed": ["gamit_app/gamit_core/settings.py"]}
+    assert after["data"] == {"gamit": "matches the snapshot"}
+
+
+def test_localize_is_idempotent_and_restored_after_code_sync(project):
+    mirroring.production(project, download_only=True)
+    mirroring.force_sync_code(project)
+    settings = project.root / "code" / "gamit_app" / "gamit_core" / "settings.py"
+    first = settings.read_text()
+    assert mirroring.localize_settings(project) == {"gamit": False}
+    assert settings.read_text() == first and first.count("prodmirror localize") == 2
+
+
+def test_download_only_stores_a_snapshot_and_touches_nothing_local(project, local):
+    rec = mirroring.production(project, download_only=True)
+    assert not (project.root / "code" / "gamit_app").exists()
+    assert local.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB}'").strip() == ""
+    assert (project.mirror.snapshots / rec["snapshot"] / "gamit.pgdump").exists()
+
+
+def test_fix_migrations_detects_and_repairs_missing_row(project, local):
+    mirroring.production(project)
+    assert mirroring.fix_migrations(project) == {"gamit": []}  # consistent: left alone
+    local.psql("DELETE FROM django_migrations WHERE app = 'inventory' AND name = '0001_initial'", db=DB)
+    broken = manage(project, "migrate", "--check", check=False)
+    assert broken.returncode != 0 and "InconsistentMigrationHistory" in broken.stderr
+
+    assert mirroring.fix_migrations(project) == {"gamit": [("inventory", "0001_initial")]}
+    assert manage(project, "migrate", "--check", check=False).returncode == 0
+
+
+def test_restore_db_from_snapshot(project, local, prod):
+    mirroring.production(project)
+    local.psql("DELETE FROM inventory_item", db=DB)
+    rec = mirroring.restore_db(project)
+    assert local.psql("SELECT count(*) FROM inventory_item", db=DB).strip() == "25"
+    assert rec["backup"].startswith("local_")
+
+
+def test_force_sync_refuses_uncommitted_git_changes(project):
+    mirroring.production(project)
+    app = project.root / "code" / "gamit_app"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-C", str(app)]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "local"], check=True)
+    (app / "inventory" / "views.py").write_text("# work in progress\n")
+    with pytest.raises(GuardError, match=r"uncommitted changes would be lost: gamit_app: inventory/views.py"):
+        mirroring.force_sync_code(project)
+    assert (app / "inventory" / "views.py").read_text() == "# work in progress\n"
+    mirroring.force_sync_code(project, force=True)
+    assert "work in progress" not in (app / "inventory" / "views.py").read_text()
+
+
+def _fake_snapshot(project, members):
+    name = "production_20260101_000000"
+    folder = project.mirror.snapshots / name
+    folder.mkdir(parents=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for member, kind, target in members:
+            info = tarfile.TarInfo(member)
+            if kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, target
+                tar.addfile(info)
+            else:
+                info.size = 4
+                tar.addfile(info, io.BytesIO(b"evil"))
+    (folder / "code.tar").write_bytes(buf.getvalue())
+    manifest = {"name": name, "env": "production", "created": "2026-01-01T00:00:00+00:00", "databases": {},
+                "code": {"file": "code.tar", "size": len(buf.getvalue()), "paths": ["gamit_app"],
+                         "sha256": backups.sha256_file(folder / "code.tar")}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return name
+
+
+@pytest.mark.parametrize("members", [
+    [("gamit_app/ok.txt", "file", None), ("gamit_app/../../evil", "file", None)],
+    [("gamit_app/ok.txt", "file", None), ("/tmp/prodmirror-evil", "file", None)],
+    [("gamit_app/ok.txt", "file", None), ("gamit_app/link", "symlink", "/etc")],
+])
+def test_unsafe_snapshot_is_refused_and_nothing_extracted(project, members):
+    (project.root / "code" / "gamit_app").mkdir(parents=True)
+    (project.root / "code" / "gamit_app" / "mine.txt").write_text("local")
+    name = _fake_snapshot(project, members)
+    with pytest.raises(code.UnsafeArchive, match="nothing was extracted"):
+        mirroring.force_sync_code(project, snapshot=name)
+    assert sorted(os.listdir(project.root / "code")) == ["gamit_app"]
+    assert os.listdir(project.root / "code" / "gamit_app") == ["mine.txt"]
+    assert not os.path.exists("/tmp/prodmirror-evil") and not (project.root / "evil").exists()
+
+
+def test_connection_lost_mid_mirror_leaves_no_complete_snapshot(project, site, sshd, mocker):
+    big = os.path.join(site, "gamit_app", "media", "uploads", "big.bin")
+    with open(big, "wb") as f:
+        f.write(os.urandom(60_000_000))
+    os.chmod(big, 0o644)
+    before = [b.name for b in backups.list_backups(project, project.mirror.snapshots)]
+    real_advance, killed = Progress.advance, []
+
+    def drop_connection(self, n):
+        real_advance(self, n)
+        if "production/code" in self.label and not killed:
+            pids = subprocess.run(["pgrep", "-u", str(sshd.uid), "-x", "tar"], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                os.kill(int(pid), 9)
+            killed.extend(pids)
+
+    mocker.patch.object(Progress, "advance", drop_connection)
+    try:
+        with pytest.raises(ProdmirrorError, match="tar failed"):
+            mirroring.production(project)
+    finally:
+        os.remove(big)
+    assert killed
+    assert [b.name for b in backups.list_backups(project, project.mirror.snapshots)] == before
+    assert not list(project.mirror.snapshots.glob(".partial-*"))
+    assert not (project.root / "code" / "gamit_app").exists()
+    assert not [p for p in (project.root / "code").iterdir()]  # no staging left behind
+    assert guard.read_audit(project.state_dir)[-1]["result"] == "failed"
+
+
+def test_checkpoint_tags_the_ops_repo(project):
+    subprocess.run(["git", "-C", str(project.root), "init", "-q"], check=True)
+    subprocess.run(["git", "-C", str(project.root), "-c", "user.name=t", "-c", "user.email=t@example.com",
+                    "commit", "-q", "--allow-empty", "-m", "ops repo"], check=True)
+    rec = mirroring.production(project, download_only=True)
+    first, second = mirroring.checkpoint(project), mirroring.checkpoint(project)
+    assert first.startswith("stable-mirror-2") and second == f"{first}-2"
+    message = subprocess.run(["git", "-C", str(project.root), "tag", "-l", "--format=%(contents)", first],
+                             capture_output=True, text=True).stdout
+    assert rec["snapshot"] in message and '"sha256"' in message
