@@ -10,16 +10,13 @@ usage: scripts/bench-pull [--runs 3] [--scale 30]
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
+from benchlib import ROOT, ops_repo, report, run_task  # noqa: E402 (benchlib puts the checkout on sys.path)
 from tasks.sandbox import owned_dir, sample, service_user  # noqa: E402
 from tasks.sandbox.postgres import Cluster  # noqa: E402
 from tasks.sandbox.sshd import SSHServer  # noqa: E402
@@ -47,22 +44,7 @@ def run_raw(sshd, prod, local, key):
 def run_prodmirror(repo, local, drop_first=True):
     if drop_first:
         local.psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    started = time.monotonic()
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/python"), "-m", "invoke", "db.sync.from-production"], cwd=repo,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            for line in open(f"/proc/{proc.pid}/status"):
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-        except OSError:
-            pass
-        time.sleep(0.05)
-    elapsed = time.monotonic() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"prodmirror failed: {proc.stderr.read()}")
-    return elapsed, peak / 1024
+    return run_task(repo, "db.sync.from-production")
 
 
 def main():
@@ -90,12 +72,8 @@ def main():
         size = int(prod.psql(f"SELECT pg_database_size('{DB}')"))
         print(f"database size: {size / 1e6:.0f} MB")
 
-        repo = Path(base) / "repo"
-        repo.mkdir()
-        (repo / "tasks.py").symlink_to(ROOT / "tasks.py")
-        (repo / "tasks").symlink_to(ROOT / "tasks")
         db = lambda c: f"{{engine: postgres, name: {DB}, user: spmo_admin, host: 127.0.0.1, port: {c.port}}}"
-        (repo / "invoke.yaml").write_text(
+        repo = ops_repo(Path(base) / "repo",
             "environments:\n"
             f"  production:\n    ssh: {{host: 127.0.0.1, user: {user}, port: {sshd.port}, key_filename: {sshd.client_key}}}\n"
             f"    databases:\n      bench: {db(prod)}\n"
@@ -109,12 +87,8 @@ def main():
             peaks.append(peak)
             print(f"run {i + 1}: raw pipe {raw[-1]:.2f} s · prodmirror {pm[-1]:.2f} s (peak RSS {peak:.0f} MB)", flush=True)
         with_backup, _ = run_prodmirror(repo, local, drop_first=False)
-        ratio = statistics.median(pm) / statistics.median(raw)
-        print(f"\nmedian raw pipe   : {statistics.median(raw):.2f} s")
-        print(f"median prodmirror : {statistics.median(pm):.2f} s")
-        print(f"ratio prodmirror/raw: {ratio:.3f} (target <= 1.10)  {'OK' if ratio <= 1.10 else 'OVER TARGET'}")
-        print(f"peak RSS of the prodmirror process: {max(peaks):.0f} MB (target <= 100 MB)  "
-              f"{'OK' if max(peaks) <= 100 else 'OVER TARGET'}")
+        report(raw, pm, peaks, 1.10, "raw pipe")
+        print(f"peak RSS target <= 100 MB: {'OK' if max(peaks) <= 100 else 'OVER TARGET'}")
         print(f"pull into an existing local database (backup of local first): {with_backup:.2f} s")
     finally:
         sshd.stop()

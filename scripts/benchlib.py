@@ -1,0 +1,52 @@
+"""Shared by the benchmarks: a throwaway ops repo using this prodmirror, a timed run of one task with
+the prodmirror process's peak memory (VmHWM), and the closing report of medians and ratios."""
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def ops_repo(folder, invoke_yaml):
+    """Make folder an ops repo: tasks.py and tasks/ linked to this checkout, the given invoke.yaml."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tasks.py").symlink_to(ROOT / "tasks.py")
+    (folder / "tasks").symlink_to(ROOT / "tasks")
+    (folder / "invoke.yaml").write_text(invoke_yaml)
+    return folder
+
+
+def run_task(repo, *args):
+    """Run `inv ARGS` in repo; return (seconds, peak RSS in MB of that process). Exit on failure."""
+    started = time.monotonic()
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/python"), "-m", "invoke", *args], cwd=repo,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.05)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"prodmirror failed: {proc.stderr.read()}")
+    return elapsed, peak / 1024
+
+
+def report(raw, ours, peaks, target, what="raw"):
+    """Print the medians, the ratio against its target, and the peak memory."""
+    ratio = statistics.median(ours) / statistics.median(raw)
+    print(f"\nmedian {what:<14}: {statistics.median(raw):.2f} s")
+    print(f"median prodmirror    : {statistics.median(ours):.2f} s")
+    print(f"ratio prodmirror/{what}: {ratio:.3f} (target <= {target:.2f})  {'OK' if ratio <= target else 'OVER TARGET'}")
+    print(f"peak RSS of the prodmirror process: {max(peaks):.0f} MB")
+    return ratio
