@@ -9,7 +9,7 @@ from invoke import Collection
 # loads tasks/db/… whether invoke loaded this file or Python imported the package (tests).
 __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")]
 
-from tasks import db, mirror  # noqa: E402
+from tasks import db, hotfix, mirror  # noqa: E402
 
-ns = Collection(mirror.ns, db.ns)
+ns = Collection(mirror.ns, db.ns, hotfix.ns)
 ns.configure({"prodmirror": {"root": os.path.dirname(os.path.abspath(__file__))}})

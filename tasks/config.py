@@ -121,6 +121,7 @@ class Project:
     backups_keep: int
     missing: dict = field(default_factory=dict)  # key path -> variable name
     mirror: Mirror = None
+    hotfix: dict = None
     variables: dict = field(default_factory=dict, repr=False)  # environment + .env (secrets: never print)
 
     @property
@@ -180,8 +181,68 @@ def load(config, root):
     keep = _integer(expand(backups.get("keep", 5), "backups.keep"), "backups.keep", minimum=0)
     backups_dir = root / str(expand(backups.get("dir", "backups"), "backups.dir"))
     mirror = _mirror(expand(_mapping(_get(config, "mirror", {}), "mirror"), "mirror"), root, envs)
+    hotfix = _hotfix(expand(_mapping(_get(config, "hotfix", {}), "hotfix"), "hotfix"))
     return Project(root=root, environments=envs, backups_dir=backups_dir, backups_keep=keep, missing=missing,
-                   mirror=mirror, variables=values)
+                   mirror=mirror, hotfix=hotfix, variables=values)
+
+
+def parse_duration(text, path):
+    """Given '24h', '90m', '2d' or seconds, return seconds. Raise ConfigError naming `path`."""
+    match = re.match(r"^\s*(\d+)\s*([smhd]?)\s*$", str(text))
+    if not match:
+        raise ConfigError(f"{path}: expected a duration such as 24h, 90m or 2d, got {text!r}")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+HOTFIX_KEYS = {"environment", "database", "clone", "strategy", "ttl", "dev_database", "postgrest", "migrations", "deploy"}
+POSTGREST_KEYS = {"image", "name", "network", "db_host", "db_port", "db_user", "db_password", "schemas", "anon_role",
+                  "jwt_secret", "port", "labels", "command", "url", "environment"}
+DEPLOY_KEYS = {"repo", "dev_branch", "branch", "source", "target", "exclude"}
+
+
+def _hotfix(raw):
+    """Validate the `hotfix` section; return it as a dict with defaults filled (secrets wrapped)."""
+    if not raw:
+        return None
+    _only(raw, HOTFIX_KEYS, "hotfix")
+    out = {"environment": raw.get("environment", "production"), "database": raw.get("database"),
+           "clone": raw.get("clone", "{name}_bugfix"), "strategy": raw.get("strategy", "auto"),
+           "ttl": parse_duration(raw.get("ttl", "24h"), "hotfix.ttl"), "dev_database": raw.get("dev_database")}
+    if not out["database"]:
+        raise ConfigError("hotfix.database: required (the key of the production database to clone)")
+    if out["strategy"] not in ("auto", "template", "dump"):
+        raise ConfigError(f'hotfix.strategy: expected auto, template or dump, got "{out["strategy"]}"')
+    if "{name}" not in out["clone"] and not SIMPLE_NAME.match(out["clone"]):
+        raise ConfigError("hotfix.clone: a database name, or a pattern with {name}")
+    postgrest = _mapping(raw.get("postgrest", {}) or {}, "hotfix.postgrest")
+    if postgrest:
+        _only(postgrest, POSTGREST_KEYS, "hotfix.postgrest")
+        for key in ("image", "name"):
+            if not postgrest.get(key):
+                raise ConfigError(f"hotfix.postgrest.{key}: required")
+        schemas = postgrest.get("schemas", [])
+        postgrest = {"network": "bridge", "db_host": "127.0.0.1", "db_port": 5432, "db_user": "authenticator",
+                     "anon_role": "web_anon", "port": 3000, "labels": {}, "command": None, "url": None,
+                     "environment": {}, **postgrest,
+                     "schemas": schemas if isinstance(schemas, list) else [s.strip() for s in str(schemas).split(",")],
+                     "db_password": Secret(postgrest.get("db_password") or ""),
+                     "jwt_secret": Secret(postgrest.get("jwt_secret") or "")}
+        _mapping(postgrest["labels"], "hotfix.postgrest.labels")
+    out["postgrest"] = postgrest or None
+    migrations = _mapping(raw.get("migrations", {}) or {}, "hotfix.migrations")
+    _only(migrations, {"dir", "pattern", "table"}, "hotfix.migrations")
+    out["migrations"] = {"dir": migrations.get("dir", "migrations"), "pattern": migrations.get("pattern", "*.sql"),
+                         "table": migrations.get("table", "prodmirror_migrations")}
+    if not re.match(r"^[a-z_][a-z0-9_]*$", out["migrations"]["table"]):
+        raise ConfigError("hotfix.migrations.table: a plain lower-case table name")
+    deploy = _mapping(raw.get("deploy", {}) or {}, "hotfix.deploy")
+    _only(deploy, DEPLOY_KEYS, "hotfix.deploy")
+    out["deploy"] = {"dev_branch": "dev", "branch": "master", "source": ".", "exclude": [".git"], **deploy} if deploy else None
+    if out["deploy"]:
+        for key in ("repo", "target"):
+            if not out["deploy"].get(key):
+                raise ConfigError(f"hotfix.deploy.{key}: required")
+    return out
 
 
 SIMPLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")

@@ -114,7 +114,10 @@ class ChannelProc(Proc):
 
     def close_stdin(self):
         if not self._chan.closed:
-            self._chan.shutdown_write()
+            try:
+                self._chan.shutdown_write()
+            except Exception:  # noqa: BLE001 - once the session ended paramiko raises several kinds; nothing to close
+                pass
 
     def wait(self):
         self.close_stdin()

@@ -14,13 +14,13 @@ def assert_one_line_error(res, text):
 
 def test_list_shows_only_working_tasks(tmp_path):
     res = inv(cli_project(tmp_path, {}), "--complete")
-    names = sorted(res.stdout.split())
-    assert names == ["db.backup.list", "db.backup.local", "db.backup.production", "db.backup.restore-local",
-                     "db.backup.restore-production", "db.sync.collection-from-production",
-                     "db.sync.collection-to-production", "db.sync.from-production", "db.sync.status",
-                     "db.sync.to-production", "mirror.checkpoint", "mirror.create-superuser",
-                     "mirror.fix-migrations", "mirror.force-sync-code", "mirror.localize-settings",
-                     "mirror.production", "mirror.restore-db", "mirror.status"]
+    assert sorted(res.stdout.split()) == sorted([
+        "db.backup.list", "db.backup.local", "db.backup.production", "db.backup.restore-local",
+        "db.backup.restore-production", "db.sync.collection-from-production", "db.sync.collection-to-production",
+        "db.sync.from-production", "db.sync.status", "db.sync.to-production",
+        "mirror.checkpoint", "mirror.create-superuser", "mirror.fix-migrations", "mirror.force-sync-code",
+        "mirror.localize-settings", "mirror.production", "mirror.restore-db", "mirror.status",
+        "hotfix.create", "hotfix.deploy", "hotfix.migrate", "hotfix.status", "hotfix.teardown"])
 
 
 def test_cli_pull_then_status(prod, local, sshd, dbname, tmp_path):

@@ -378,3 +378,58 @@ def ObjectReplace(host, db, obj):  # noqa: N802 - a factory standing where engin
 
 
 OBJECT_SUFFIX = ".sql"
+
+
+# --- clones on the same server (hotfix) ------------------------------------------------------------
+
+def other_sessions(host, db):
+    """Return the pids of sessions connected to the database (ours run in the maintenance database)."""
+    rows = query(host, db, "SELECT pid FROM pg_stat_activity WHERE datname = "
+                           f"{quote_literal(db.name)} AND pid <> pg_backend_pid()", dbname=MAINTENANCE_DB)
+    return [int(r[0]) for r in rows]
+
+
+def clone_template(host, db, new, terminate=False):
+    """CREATE DATABASE new TEMPLATE db (a file-level copy; needs the source without other sessions).
+
+    With `terminate`, sessions on the source are ended first. Raise CommandError if the source is busy.
+    """
+    sql = ""
+    if terminate:
+        sql += ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = {quote_literal(db.name)} AND pid <> pg_backend_pid();\n")
+    owner = query(host, db, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = "
+                            f"{quote_literal(db.name)}", dbname=MAINTENANCE_DB)[0][0]
+    sql += f"CREATE DATABASE {quote_ident(new)} TEMPLATE {quote_ident(db.name)} OWNER {quote_ident(owner)};\n"
+    execute(host, db, sql)
+
+
+def online_clone_argv(db, new):
+    """Return the argv that copies db into `new` on its own server with `pg_dump | pg_restore` (owners and
+    grants kept: the roles are the same server's), failing if either side fails."""
+    dump = " ".join(shlex_quote(a) for a in ("pg_dump", "--format=custom") + connection_args(db, db.name))
+    restore = " ".join(shlex_quote(a) for a in ("pg_restore", "--exit-on-error") + connection_args(db, new))
+    return ("bash", "-o", "pipefail", "-c", f"{dump} | {restore}")
+
+
+def clone_dump(host, db, new):
+    """Create `new` and fill it from a live pg_dump of db on the same host; drop it again on failure."""
+    owner = query(host, db, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = "
+                            f"{quote_literal(db.name)}", dbname=MAINTENANCE_DB)[0][0]
+    execute(host, db, f"CREATE DATABASE {quote_ident(new)} TEMPLATE template0 OWNER {quote_ident(owner)};\n")
+    try:
+        host.run(online_clone_argv(db, new), env=client_env(db))
+    except BaseException:
+        drop(host, db, new)
+        raise
+
+
+def drop(host, db, name):
+    """DROP DATABASE name WITH (FORCE), if it exists."""
+    execute(host, db, f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE);\n")
+
+
+def shlex_quote(text):
+    import shlex
+
+    return shlex.quote(text)

@@ -67,6 +67,34 @@ def ensure_image(docker_client):
     return IMAGE
 
 
+STANDIN = "prodmirror/postgrest-standin:1"
+STANDIN_COMMAND = ["/bin/busybox", "sh", "-c", 'mkdir -p /www && echo "postgrest stand-in: $PGRST_DB_SCHEMAS" '
+                   '> /www/index.html && exec /bin/busybox httpd -f -p "$PGRST_SERVER_PORT" -h /www']
+
+
+def ensure_standin(docker_client, busybox="/bin/busybox"):
+    """Import a PostgREST stand-in (a static busybox serving HTTP on $PGRST_SERVER_PORT) once; return its tag."""
+    import docker
+
+    try:
+        docker_client.images.get(STANDIN)
+        return STANDIN
+    except docker.errors.ImageNotFound:
+        pass
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("bin", "tmp"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(os.path.realpath(busybox), arcname="bin/busybox")
+        link = tarfile.TarInfo("bin/sh")
+        link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+        tar.addfile(link)
+    docker_client.api.import_image_from_data(buf.getvalue(), repository=STANDIN.split(":")[0], tag=STANDIN.split(":")[1])
+    return STANDIN
+
+
 def remove(docker_client, name):
     """Remove container `name` if it exists (only one this testbed labelled)."""
     import docker

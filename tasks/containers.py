@@ -1,0 +1,188 @@
+"""Containers with the Docker SDK: a client for an environment's daemon, and the ephemeral PostgREST.
+
+For an SSH environment the SDK talks to the remote daemon through prodmirror's own SSH connection:
+a private unix socket on this machine relays each connection to `docker system dial-stdio` run on
+the host (what docker-py's `ssh://` does with the ssh binary), so the configured key and the
+project's known_hosts apply and nothing else needs setting up.
+"""
+
+import os
+import socket
+import tempfile
+import threading
+import time
+from urllib.parse import quote
+
+from .errors import HostError, ProdmirrorError
+from .hosts import LocalHost
+
+LABEL = "prodmirror.hotfix"
+
+
+class DialStdioRelay:
+    """Serve a unix socket; relay every connection to `docker system dial-stdio` on an SSH host."""
+
+    def __init__(self, host):
+        self.host = host
+        self.dir = tempfile.mkdtemp(prefix="prodmirror-docker-")
+        self.path = os.path.join(self.dir, "docker.sock")
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
+
+    def _relay(self, conn):
+        proc = self.host.stream(["docker", "system", "dial-stdio"])
+
+        def upstream():
+            try:
+                for data in iter(lambda: conn.recv(65536), b""):
+                    proc.write(data)
+            except OSError:
+                pass
+            finally:
+                proc.close_stdin()
+
+        threading.Thread(target=upstream, daemon=True).start()
+        try:
+            for data in iter(proc.read, b""):
+                conn.sendall(data)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            proc.kill()
+
+    def close(self):
+        self.server.close()
+        try:
+            os.unlink(self.path)
+            os.rmdir(self.dir)
+        except OSError:
+            pass
+
+
+class Docker:
+    """A docker-py client for the daemon of `host` (this machine's, or an SSH host's); close() when done."""
+
+    def __init__(self, host):
+        import docker
+
+        self.relay = None
+        try:
+            if isinstance(host, LocalHost):
+                self.client = docker.from_env(timeout=60)
+            else:
+                self.relay = DialStdioRelay(host)
+                self.client = docker.DockerClient(base_url=f"unix://{self.relay.path}", timeout=60)
+            self.client.ping()
+        except docker.errors.DockerException as exc:
+            self.close()
+            raise HostError(f"{host.label}: the Docker daemon does not answer ({_short(exc)})") from None
+
+    def close(self):
+        if getattr(self, "client", None):
+            self.client.close()
+        if self.relay:
+            self.relay.close()
+
+
+def _short(exc):
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def postgrest_spec(cfg, database, name, created, ttl):
+    """Given hotfix.postgrest config and the bugfix database, return (kwargs for containers.run, secrets).
+
+    The secrets are returned separately so that what is printed (the plan, errors) can mask them.
+    """
+    password = cfg["db_password"].reveal()
+    uri = f"postgres://{quote(cfg['db_user'], safe='')}:{quote(password, safe='')}@{cfg['db_host']}:{cfg['db_port']}/{database}"
+    env = {"PGRST_DB_URI": uri, "PGRST_DB_SCHEMAS": ",".join(cfg["schemas"]), "PGRST_DB_ANON_ROLE": cfg["anon_role"],
+           "PGRST_JWT_SECRET": cfg["jwt_secret"].reveal(), "PGRST_SERVER_PORT": str(cfg["port"]),
+           **{k: str(v) for k, v in cfg.get("environment", {}).items()}}
+    labels = {**{k: str(v) for k, v in cfg["labels"].items()}, LABEL: name, "prodmirror.database": database,
+              "prodmirror.created": created, "prodmirror.ttl": str(ttl)}
+    kwargs = {"image": cfg["image"], "name": cfg["name"], "environment": env, "labels": labels, "detach": True}
+    if cfg["network"] == "host":
+        kwargs["network_mode"] = "host"
+    else:
+        kwargs["network"] = cfg["network"]
+    if cfg.get("command"):
+        kwargs["command"] = cfg["command"]
+    return kwargs, [s for s in (password, cfg["jwt_secret"].reveal()) if s]
+
+
+def mask(text, secrets):
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def start(docker_client, kwargs, secrets, wait=30):
+    """Start the container (replacing a stopped one of the same name) and wait until it runs; return it.
+
+    Raise ProdmirrorError with the tail of its log (secrets masked) if it exits or never runs.
+    """
+    import docker
+
+    try:
+        old = docker_client.containers.get(kwargs["name"])
+        if old.status == "running":
+            raise ProdmirrorError(f"container {kwargs['name']} is already running (hotfix.teardown first, or --replace)")
+        old.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    try:
+        box = docker_client.containers.run(**kwargs)
+    except docker.errors.ImageNotFound:
+        raise ProdmirrorError(f"image {kwargs['image']} is not on that Docker host (pull or load it there)") from None
+    except docker.errors.APIError as exc:
+        raise ProdmirrorError(f"cannot start {kwargs['name']}: {mask(_short(exc), secrets)}") from None
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        box.reload()
+        if box.status == "running":
+            time.sleep(0.5)  # still running half a second later: it did not die on start
+            box.reload()
+            if box.status == "running":
+                return box
+        if box.status in ("exited", "dead"):
+            break
+        time.sleep(0.2)
+    logs = mask(box.logs(tail=5).decode("utf-8", "replace").strip(), secrets)
+    raise ProdmirrorError(f"container {kwargs['name']} is {box.status}, not running: {logs.splitlines()[-1] if logs else 'no log'}")
+
+
+def remove(docker_client, name):
+    """Stop and remove container `name`; return True if there was one."""
+    import docker
+
+    try:
+        box = docker_client.containers.get(name)
+    except docker.errors.NotFound:
+        return False
+    try:
+        box.stop(timeout=10)
+        box.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    return True
+
+
+def state(docker_client, name):
+    """Return the container's status ('running', 'exited'…) or None if it does not exist."""
+    import docker
+
+    try:
+        return docker_client.containers.get(name).status
+    except docker.errors.NotFound:
+        return None

@@ -1,0 +1,309 @@
+"""hotfix.* on the real testbed: a multi-schema production database like the seed's (hub, expense, sales,
+custodian, activity), production reached over SSH, its Docker daemon driven through that SSH connection,
+a PostgREST stand-in image (PostgREST itself cannot be installed here), a git repo served by production."""
+
+import itertools
+import os
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tasks import config, hotfixing
+from tasks.errors import ProdmirrorError
+from tests.conftest import table_digests
+
+SCHEMA = """
+CREATE SCHEMA hub; CREATE SCHEMA expense; CREATE SCHEMA sales; CREATE SCHEMA custodian; CREATE SCHEMA activity;
+CREATE TABLE sales.catalog (id serial PRIMARY KEY, sku text UNIQUE NOT NULL, price numeric(10,2));
+CREATE TABLE custodian.custodians (id serial PRIMARY KEY, name text, active boolean NOT NULL DEFAULT true);
+CREATE TABLE custodian.transaction_lines (id bigserial PRIMARY KEY, custodian_id int REFERENCES custodian.custodians,
+  catalog_id int NOT NULL REFERENCES sales.catalog (id), qty int);
+CREATE TABLE expense.custodian_status (custodian_id int PRIMARY KEY, active boolean);
+CREATE TABLE hub.pwa_registry (name text PRIMARY KEY, url text);
+CREATE TABLE activity.log (at timestamptz DEFAULT now(), what text);
+CREATE FUNCTION expense.sync_custodian_active() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO expense.custodian_status VALUES (NEW.id, NEW.active)
+  ON CONFLICT (custodian_id) DO UPDATE SET active = EXCLUDED.active;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER sync_custodian_active AFTER INSERT OR UPDATE ON custodian.custodians
+  FOR EACH ROW EXECUTE FUNCTION expense.sync_custodian_active();
+INSERT INTO sales.catalog (sku, price) SELECT 'sku-' || g, g FROM generate_series(1, 50) g;
+INSERT INTO custodian.custodians (name) SELECT 'custodian ' || g FROM generate_series(1, 20) g;
+INSERT INTO custodian.transaction_lines (custodian_id, catalog_id, qty) SELECT 1 + g % 20, 1 + g % 50, g FROM generate_series(1, 300) g;
+INSERT INTO hub.pwa_registry VALUES ('custodian', '/custodian/'), ('sales', '/sales/');
+GRANT USAGE ON SCHEMA hub, expense, sales, custodian, activity TO web_anon;
+GRANT SELECT ON ALL TABLES IN SCHEMA hub, sales TO web_anon;
+"""
+ROLES = """
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'web_anon') THEN CREATE ROLE web_anon NOLOGIN; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN CREATE ROLE authenticator LOGIN; END IF;
+END $$;
+"""
+_n = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def standin(container_pg):
+    from tasks.sandbox import docker as testbed_docker
+
+    client = testbed_docker.ensure_daemon()
+    return testbed_docker.ensure_standin(client), testbed_docker.STANDIN_COMMAND
+
+
+@pytest.fixture
+def lm360(prod):
+    name = f"lm360_{os.getpid()}_{next(_n)}"
+    prod.psql(ROLES)
+    prod.psql(f"CREATE DATABASE {name} OWNER spmo_admin")
+    prod.psql(SCHEMA, db=name)
+    yield name
+    for db in (name, f"{name}_bugfix", f"{name}_dev"):
+        prod.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def project_for(tmp_path, prod, sshd, lm360, standin=None, deploy=None, monkeypatch=None):
+    from tasks.sandbox import free_port
+
+    (tmp_path / ".env").write_text("PG_AUTH_PASSWORD=auth-s3cret-pw\nPGRST_JWT_SECRET=jwt-s3cret-0123456789abcdef0123456789\n")
+    db = {"engine": "postgres", "name": lm360, "user": "spmo_admin", "host": "127.0.0.1", "port": prod.port}
+    hotfix = {"database": "lm360", "clone": f"{lm360}_bugfix", "ttl": "24h", "dev_database": "dev",
+              "migrations": {"dir": "migrations", "pattern": "*.sql"}}
+    if standin:
+        image, command = standin
+        hotfix["postgrest"] = {
+            "image": image, "command": command, "name": f"postgrest-bugfix-{lm360}", "network": "host",
+            "db_host": "127.0.0.1", "db_port": prod.port, "db_user": "authenticator", "db_password": "${PG_AUTH_PASSWORD}",
+            "schemas": ["hub", "expense", "sales", "custodian", "activity"], "anon_role": "web_anon",
+            "jwt_secret": "${PGRST_JWT_SECRET}", "port": free_port(), "url": "https://bugfix.example.com/db",
+            "labels": {"traefik.enable": "true", "traefik.http.routers.postgrestbugfix.rule":
+                       "Host(`bugfix.example.com`) && PathPrefix(`/db`)"}}
+    if deploy:
+        hotfix["deploy"] = deploy
+    cfg = {"environments": {"production": {"ssh": sshd.target(), "databases": {
+        "lm360": db, "dev": {**db, "name": f"{lm360}_dev"}}}}, "hotfix": hotfix}
+    return config.load(cfg, tmp_path)
+
+
+def test_create_idle_source_uses_template_and_starts_postgrest(prod, sshd, lm360, standin, tmp_path, capfd):
+    import docker
+
+    project = project_for(tmp_path, prod, sshd, lm360, standin)
+    try:
+        rec = hotfixing.create(project)
+        assert rec["strategy"] == "template"
+        clone = f"{lm360}_bugfix"
+        assert table_digests(prod, clone) == table_digests(prod, lm360)
+        # cross-schema FK, trigger and grants came along
+        prod.psql("UPDATE custodian.custodians SET active = false WHERE id = 3", db=clone)
+        assert prod.psql("SELECT active FROM expense.custodian_status WHERE custodian_id = 3", db=clone).strip() == "f"
+        with pytest.raises(RuntimeError, match="violates foreign key"):
+            prod.psql("INSERT INTO custodian.transaction_lines (catalog_id) VALUES (9999)", db=clone)
+        assert prod.psql("SELECT has_table_privilege('web_anon', 'sales.catalog', 'SELECT')", db=clone).strip() == "t"
+        # the container, as configured
+        pg = project.hotfix["postgrest"]
+        box = docker.from_env().containers.get(pg["name"])
+        env = dict(e.split("=", 1) for e in box.attrs["Config"]["Env"])
+        assert box.status == "running" and box.attrs["HostConfig"]["NetworkMode"] == "host"
+        assert env["PGRST_DB_URI"] == f"postgres://authenticator:auth-s3cret-pw@127.0.0.1:{prod.port}/{clone}"
+        assert env["PGRST_DB_SCHEMAS"] == "hub,expense,sales,custodian,activity" and env["PGRST_DB_ANON_ROLE"] == "web_anon"
+        assert env["PGRST_SERVER_PORT"] == str(pg["port"]) and env["PGRST_JWT_SECRET"].startswith("jwt-s3cret")
+        assert box.labels["traefik.enable"] == "true" and box.labels["prodmirror.database"] == clone
+        assert box.attrs["Config"]["Cmd"] == standin[1]
+        body = _get(f"http://127.0.0.1:{pg['port']}/")
+        assert "hub,expense,sales,custodian,activity" in body
+        out = capfd.readouterr()
+        assert "s3cret" not in out.out + out.err and "https://bugfix.example.com/db" in out.err
+    finally:
+        hotfixing.teardown(project)
+    assert not docker.from_env().containers.list(all=True, filters={"name": project.hotfix["postgrest"]["name"]})
+    assert prod.psql(f"SELECT 1 FROM pg_database WHERE datname = '{lm360}_bugfix'").strip() == ""
+    assert hotfixing.teardown(project) == [f"{lm360}_bugfix"]  # idempotent
+
+
+def _get(url, attempts=50):
+    for _ in range(attempts):
+        try:
+            return urllib.request.urlopen(url, timeout=2).read().decode()
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing answers at {url}")
+
+
+def test_create_with_a_session_held_clones_online_and_keeps_it(prod, sshd, lm360, tmp_path):
+    project = project_for(tmp_path, prod, sshd, lm360)
+    held = subprocess.Popen([f"{prod.bin}/psql", "-X", "-h", "127.0.0.1", "-p", str(prod.port), "-U", "postgres",
+                             "-d", lm360, "-c", "SELECT pg_sleep(120)"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            if prod.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{lm360}'").strip() != "0":
+                break
+            time.sleep(0.1)
+        rec = hotfixing.create(project)
+        assert rec["strategy"] == "dump"
+        assert held.poll() is None  # the production session survived
+        clone = f"{lm360}_bugfix"
+        assert table_digests(prod, clone) == table_digests(prod, lm360)
+        assert prod.psql("SELECT tgname FROM pg_trigger WHERE tgname = 'sync_custodian_active'", db=clone).strip()
+        with pytest.raises(ProdmirrorError, match="already exists .* --replace"):
+            hotfixing.create(project)
+        assert hotfixing.create(project, replace=True, strategy="dump")["strategy"] == "dump"
+        with pytest.raises(ProdmirrorError, match="TEMPLATE .* failed: .*being accessed by other users"):
+            hotfixing.create(project, replace=True, strategy="template")
+    finally:
+        held.kill()
+
+
+def test_status_and_teardown_of_expired(prod, sshd, lm360, tmp_path):
+    project = project_for(tmp_path, prod, sshd, lm360)
+    hotfixing.create(project, ttl="1s")
+    rows = hotfixing.status(project)
+    assert [(r["database"], r["exists"], r["ttl"]) for r in rows] == [(f"{lm360}_bugfix", True, "1s")]
+    time.sleep(1.2)
+    assert hotfixing.status(project)[0]["expired"] is True
+    assert hotfixing.teardown(project, expired=True) == [f"{lm360}_bugfix"]
+    assert hotfixing.status(project) == []
+
+
+def test_migrate_applies_once_to_bugfix_and_dev(prod, sshd, lm360, tmp_path):
+    project = project_for(tmp_path, prod, sshd, lm360)
+    prod.psql(f"CREATE DATABASE {lm360}_dev TEMPLATE {lm360}")
+    hotfixing.create(project)
+    good = tmp_path / "migrate_custodian_v2.sql"
+    good.write_text("ALTER TABLE custodian.custodians ADD COLUMN note text;\n")
+    assert hotfixing.migrate(project, str(good), dry_run=True) == {f"{lm360}_bugfix": "apply", f"{lm360}_dev": "apply"}
+    assert prod.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'", db=f"{lm360}_dev").strip() == "0"
+    assert hotfixing.migrate(project, str(good)) == {f"{lm360}_bugfix": "applied", f"{lm360}_dev": "applied"}
+    assert hotfixing.migrate(project, str(good)) == {f"{lm360}_bugfix": "already applied", f"{lm360}_dev": "already applied"}
+    bad = tmp_path / "migrate_custodian_v3.sql"
+    bad.write_text("ALTER TABLE custodian.custodians ADD COLUMN x int;\nSELECT 1/0;\n")
+    with pytest.raises(ProdmirrorError, match="v3.sql failed on .* rolled back: .*division by zero"):
+        hotfixing.migrate(project, str(bad))
+    assert prod.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'x'", db=f"{lm360}_bugfix").strip() == "0"
+    own = tmp_path / "migrate_v4.sql"
+    own.write_text("BEGIN;\nSELECT 1;\nCOMMIT;\n")
+    with pytest.raises(ProdmirrorError, match="holds its own BEGIN/COMMIT"):
+        hotfixing.migrate(project, str(own))
+
+
+# --- deploy -------------------------------------------------------------------------------------------
+
+def git(repo, *args):
+    return subprocess.run(["git", "-c", "safe.directory=*", "-c", "user.name=dev", "-c", "user.email=dev@example.com",
+                           "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def served(base, svc, tmp_path):
+    """A git repo (master = production, dev = the fix) and the folder production serves, owned by the SSH user."""
+    root = os.path.join(base, f"deploy-{next(_n)}")
+    repo, target = os.path.join(root, "360lm"), os.path.join(root, "360lm-prod")
+    os.makedirs(os.path.join(repo, "migrations"))
+    os.makedirs(target)
+    with open(os.path.join(repo, "index.html"), "w") as f:
+        f.write("v1\n")
+    with open(os.path.join(repo, "old.js"), "w") as f:
+        f.write("gone soon\n")
+    with open(os.path.join(repo, "migrations", "migrate_v1.sql"), "w") as f:
+        f.write("CREATE TABLE activity.applied_v1 (x int);\n")
+    git(repo, "init", "-q", "-b", "master")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "v1")
+    subprocess.run(["rsync", "-a", "--exclude=.git", "--exclude=migrations", f"{repo}/", f"{target}/"], check=True)
+    git(repo, "checkout", "-qb", "dev")
+    with open(os.path.join(repo, "index.html"), "w") as f:
+        f.write("v2 with the fix\n")
+    os.remove(os.path.join(repo, "old.js"))
+    for name, sql in (("migrate_v10.sql", "ALTER TABLE activity.applied_v2 ADD COLUMN y int;\n"),
+                      ("migrate_v2.sql", "CREATE TABLE activity.applied_v2 (x int);\n")):
+        with open(os.path.join(repo, "migrations", name), "w") as f:
+            f.write(sql)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "fix: the bug")
+    subprocess.run(["chown", "-R", f"{svc[1]}:{svc[2]}", root], check=True)
+    return repo, target
+
+
+def snapshot_files(folder):
+    return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f)).read()
+            for d, _, fs in os.walk(folder) for f in fs}
+
+
+def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, tmp_path, monkeypatch):
+    import psycopg
+
+    repo, target = served
+    deploy = {"repo": repo, "target": target, "branch": "master", "dev_branch": "dev", "exclude": [".git", "migrations"]}
+    project = project_for(tmp_path, prod, sshd, lm360, deploy=deploy)
+    prod.psql("CREATE TABLE activity.applied_v1 (x int)", db=lm360)  # v1 is already in production…
+    hotfixing.migrations.ensure_table(*_db(project, lm360), "prodmirror_migrations")
+    prod.psql("INSERT INTO prodmirror_migrations (name, sha256) VALUES ('migrate_v1.sql', 'recorded')", db=lm360)
+    before = (table_digests(prod, lm360), snapshot_files(target), git(repo, "rev-parse", "master", "dev"))
+
+    plan = hotfixing.deploy(project, dry_run=True)
+    assert plan["pending"] == ["migrations/migrate_v2.sql", "migrations/migrate_v10.sql"]
+    assert len(plan["commits"]) == 1 and plan["conflicts"] == []
+    assert "index.html" in " ".join(plan["changes"]) and any("old.js" in c for c in plan["changes"])
+    assert (table_digests(prod, lm360), snapshot_files(target), git(repo, "rev-parse", "master", "dev")) == before
+
+    listener = psycopg.connect(f"host=127.0.0.1 port={prod.port} user=postgres dbname={lm360}", autocommit=True)
+    listener.execute("LISTEN pgrst")
+    monkeypatch.setenv("FORCE", "true")
+    rec = hotfixing.deploy(project)
+    assert rec["migrations"] == ["migrations/migrate_v2.sql", "migrations/migrate_v10.sql"]
+    assert prod.psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'applied_v2' ORDER BY 1",
+                     db=lm360).split() == ["x", "y"]
+    assert snapshot_files(target) == {"index.html": "v2 with the fix\n"}
+    assert git(repo, "merge-base", "--is-ancestor", "dev", "master") == ""  # dev is merged into master
+    assert git(repo, "symbolic-ref", "--short", "HEAD") == "dev"  # the dev checkout was not disturbed
+    assert [n.payload for n in listener.notifies(timeout=2, stop_after=1)] == ["reload schema"]
+    assert rec["backup"].startswith("production_")
+    assert hotfixing.deploy(project, dry_run=True)["pending"] == []
+
+
+def _db(project, name):
+    from tasks.hosts import Hosts
+
+    db = project.env("production").database("lm360")
+    return Hosts(project).for_db(db), db
+
+
+def test_deploy_stops_at_the_first_failing_migration(prod, sshd, lm360, served, tmp_path, monkeypatch):
+    repo, target = served
+    with open(os.path.join(repo, "migrations", "migrate_v3.sql"), "w") as f:
+        f.write("SELECT * FROM activity.no_such_table;\n")
+    with open(os.path.join(repo, "migrations", "migrate_v4.sql"), "w") as f:
+        f.write("CREATE TABLE activity.applied_v4 (x int);\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "more")
+    subprocess.run(["chown", "-R", f"{sshd.uid}:{sshd.gid}", repo], check=True)
+    deploy = {"repo": repo, "target": target, "exclude": [".git"]}
+    project = project_for(tmp_path, prod, sshd, lm360, deploy=deploy)
+    monkeypatch.setenv("FORCE", "true")
+    with pytest.raises(ProdmirrorError, match="migrate_v3.sql failed .* rolled back"):
+        hotfixing.deploy(project)
+    recorded = prod.psql("SELECT name FROM prodmirror_migrations ORDER BY name", db=lm360).split()
+    assert recorded == ["migrate_v1.sql", "migrate_v2.sql"]  # before the failure: applied and recorded
+    assert prod.psql("SELECT to_regclass('activity.applied_v4') IS NULL", db=lm360).strip() == "t"
+
+
+def test_deploy_refuses_a_conflicting_merge(prod, sshd, lm360, served, tmp_path, monkeypatch):
+    repo, target = served
+    git(repo, "checkout", "-q", "master")
+    with open(os.path.join(repo, "index.html"), "w") as f:
+        f.write("edited on master\n")
+    git(repo, "commit", "-qam", "conflicting edit")
+    git(repo, "checkout", "-q", "dev")
+    subprocess.run(["chown", "-R", f"{sshd.uid}:{sshd.gid}", repo], check=True)
+    project = project_for(tmp_path, prod, sshd, lm360, deploy={"repo": repo, "target": target})
+    refs = git(repo, "rev-parse", "master", "dev")
+    assert hotfixing.deploy(project, dry_run=True)["conflicts"] == ["index.html"]
+    monkeypatch.setenv("FORCE", "true")
+    with pytest.raises(ProdmirrorError, match="conflicts in index.html; nothing was changed"):
+        hotfixing.deploy(project)
+    assert git(repo, "rev-parse", "master", "dev") == refs
+    assert prod.psql("SELECT to_regclass('public.prodmirror_migrations') IS NULL", db=lm360).strip() == "t"
