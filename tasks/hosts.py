@@ -231,6 +231,8 @@ class SSHHost(Host):
             if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
                 reason = "connection refused"
             raise HostError(f"{where}: cannot connect: {reason}") from None
+        # Small command round trips otherwise wait ~40 ms each on Nagle + delayed ACK (OpenSSH sets it too).
+        self.conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self.conn.transport
 
     def stream(self, argv, env=None):

@@ -90,8 +90,8 @@ def create(project, name=None, strategy=None, ttl=None, replace=False, terminate
     try:
         with guard.operation(project, "hotfix.create", [env.name], database=clone) as rec:
             host = hosts.for_db(source)
-            target = dataclasses.replace(source, name=clone)
-            if postgres.exists(host, target):
+            facts = postgres.clone_facts(host, source, clone)
+            if facts["new_exists"]:
                 if not replace:
                     raise ProdmirrorError(f"{clone} already exists on {env.name}: use it, `inv hotfix.teardown`, or --replace")
                 if pg:
@@ -100,14 +100,13 @@ def create(project, name=None, strategy=None, ttl=None, replace=False, terminate
                 postgres.drop(host, source, clone)
             used = strategy
             if strategy == "auto":
-                sessions = postgres.other_sessions(host, source)
-                used = "template" if not sessions else "dump"
-                if sessions:
-                    say(f"{source.name} has {len(sessions)} other session(s): cloning online (pg_dump | pg_restore), "
-                        "no session is terminated")
+                used = "template" if not facts["sessions"] else "dump"
+                if facts["sessions"]:
+                    say(f"{source.name} has {facts['sessions']} other session(s): cloning online "
+                        "(pg_dump | pg_restore), no session is terminated")
             if used == "template":
                 try:
-                    postgres.clone_template(host, source, clone, terminate=terminate)
+                    postgres.clone_template(host, source, clone, facts["owner"], terminate=terminate)
                 except CommandError as exc:
                     if strategy == "auto" and "being accessed by other users" in exc.stderr:
                         used = "dump"  # someone connected between the check and the CREATE
@@ -115,7 +114,7 @@ def create(project, name=None, strategy=None, ttl=None, replace=False, terminate
                         raise ProdmirrorError(f"CREATE DATABASE {clone} TEMPLATE {source.name} failed: "
                                               f"{last_line(exc.stderr)}; use --strategy dump (online) or --terminate") from None
             if used == "dump":
-                postgres.clone_dump(host, source, clone)
+                postgres.clone_dump(host, source, clone, facts["owner"])
             rec.update(strategy=used, clone=clone)
             say(f"{clone}: cloned from {source.name} ({used})")
             created = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -382,14 +382,19 @@ OBJECT_SUFFIX = ".sql"
 
 # --- clones on the same server (hotfix) ------------------------------------------------------------
 
-def other_sessions(host, db):
-    """Return the pids of sessions connected to the database (ours run in the maintenance database)."""
-    rows = query(host, db, "SELECT pid FROM pg_stat_activity WHERE datname = "
-                           f"{quote_literal(db.name)} AND pid <> pg_backend_pid()", dbname=MAINTENANCE_DB)
-    return [int(r[0]) for r in rows]
+def clone_facts(host, db, new):
+    """Return {'new_exists', 'sessions' (other sessions on db), 'owner' (of db)} in one round trip."""
+    src, dst = quote_literal(db.name), quote_literal(new)
+    row = query(host, db, f"SELECT (SELECT count(*) FROM pg_database WHERE datname = {dst}), "
+                          f"(SELECT count(*) FROM pg_stat_activity WHERE datname = {src} AND pid <> pg_backend_pid()), "
+                          f"(SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = {src})",
+                dbname=MAINTENANCE_DB)[0]
+    if not row[2]:
+        raise ProdmirrorError(f"{db.path}: database {db.name!r} does not exist on {host.label}")
+    return {"new_exists": row[0] != "0", "sessions": int(row[1]), "owner": row[2]}
 
 
-def clone_template(host, db, new, terminate=False):
+def clone_template(host, db, new, owner, terminate=False):
     """CREATE DATABASE new TEMPLATE db (a file-level copy; needs the source without other sessions).
 
     With `terminate`, sessions on the source are ended first. Raise CommandError if the source is busy.
@@ -398,8 +403,6 @@ def clone_template(host, db, new, terminate=False):
     if terminate:
         sql += ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 f"WHERE datname = {quote_literal(db.name)} AND pid <> pg_backend_pid();\n")
-    owner = query(host, db, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = "
-                            f"{quote_literal(db.name)}", dbname=MAINTENANCE_DB)[0][0]
     sql += f"CREATE DATABASE {quote_ident(new)} TEMPLATE {quote_ident(db.name)} OWNER {quote_ident(owner)};\n"
     execute(host, db, sql)
 
@@ -412,10 +415,8 @@ def online_clone_argv(db, new):
     return ("bash", "-o", "pipefail", "-c", f"{dump} | {restore}")
 
 
-def clone_dump(host, db, new):
+def clone_dump(host, db, new, owner):
     """Create `new` and fill it from a live pg_dump of db on the same host; drop it again on failure."""
-    owner = query(host, db, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = "
-                            f"{quote_literal(db.name)}", dbname=MAINTENANCE_DB)[0][0]
     execute(host, db, f"CREATE DATABASE {quote_ident(new)} TEMPLATE template0 OWNER {quote_ident(owner)};\n")
     try:
         host.run(online_clone_argv(db, new), env=client_env(db))
