@@ -307,3 +307,16 @@ def test_deploy_refuses_a_conflicting_merge(prod, sshd, lm360, served, tmp_path,
         hotfixing.deploy(project)
     assert git(repo, "rev-parse", "master", "dev") == refs
     assert prod.psql("SELECT to_regclass('public.prodmirror_migrations') IS NULL", db=lm360).strip() == "t"
+
+
+def test_deploy_migrate_only_applies_the_production_branch_migrations_only(prod, sshd, lm360, served, tmp_path,
+                                                                           monkeypatch):
+    repo, target = served
+    project = project_for(tmp_path, prod, sshd, lm360, deploy={"repo": repo, "target": target})
+    refs, files = git(repo, "rev-parse", "master", "dev"), snapshot_files(target)
+    assert hotfixing.deploy(project, dry_run=True, migrate_only=True)["pending"] == ["migrations/migrate_v1.sql"]
+    monkeypatch.setenv("FORCE", "true")
+    rec = hotfixing.deploy(project, migrate_only=True)
+    assert rec["migrations"] == ["migrations/migrate_v1.sql"] and "merged" not in rec
+    assert prod.psql("SELECT to_regclass('activity.applied_v1') IS NOT NULL", db=lm360).strip() == "t"
+    assert git(repo, "rev-parse", "master", "dev") == refs and snapshot_files(target) == files
