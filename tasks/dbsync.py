@@ -124,8 +124,10 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
                     say(f"{b.key}: re-applied {len(kept) - failed} of {len(kept)} owner/grant statements of {target}")
                 if b.after_sync:
                     rec.setdefault("after_sync", {})[b.key] = hooks.run_after_sync(project, hosts, b)
+                # Only a protected side's counters are ever compared (the drift guard): read just those.
                 syncstate.record(project, a.key, source, target, task, {
-                    source: engine.counters(src_host, a), target: engine.counters(dst_host, b)})
+                    env.name: engine.counters(host, db) for env, host, db in
+                    ((project.env(source), src_host, a), (dst_env, dst_host, b)) if env.protected})
             say(f"{task}: done ({', '.join(keys)})"
                 + (f"; previous {target} data is in backup {rec['backup']}" if rec["backup"] else ""))
             return rec
@@ -188,8 +190,9 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
             rec["bytes"] = {a.key: moved.bytes}
             if b.after_sync:
                 rec["after_sync"] = {b.key: hooks.run_after_sync(project, hosts, b)}
-            syncstate.record_object(project, a.key, label, {source: engine.counters(src_host, a),
-                                                            target: engine.counters(dst_host, b)})
+            syncstate.record_object(project, a.key, label, {
+                env.name: engine.counters(host, db) for env, host, db in
+                ((project.env(source), src_host, a), (dst_env, dst_host, b)) if env.protected})
             say(f"{task}: {label} done; previous {target} rows are in backup {rec['backup']}")
             return rec
     finally:

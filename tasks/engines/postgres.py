@@ -76,12 +76,6 @@ def exists(host, db, name=None):
     return bool(rows)
 
 
-def server_major(host, db):
-    """Return the server's major version (e.g. 15), asking the maintenance database."""
-    num = int(query(host, db, "SHOW server_version_num", dbname=MAINTENANCE_DB)[0][0])
-    return num // 10000
-
-
 def tool_version(host, tool="pg_dump"):
     """Return the version text of a client tool on `host` (e.g. '15.18'), or raise HostError if it is missing."""
     try:
@@ -100,6 +94,14 @@ def _major(version):
     return int(version.split(".")[0])
 
 
+def server_facts(host, db):
+    """Return (server major version, whether the database exists) in one round trip."""
+    major, present = query(host, db, "SELECT current_setting('server_version_num'), "
+                                     f"(SELECT count(*) FROM pg_database WHERE datname = {quote_literal(db.name)})",
+                           dbname=MAINTENANCE_DB)[0]
+    return int(major) // 10000, present != "0"
+
+
 def preflight(src_host, src, dst_host, dst):
     """Check both servers answer and the tools can read each other; return facts for the plan.
 
@@ -107,8 +109,8 @@ def preflight(src_host, src, dst_host, dst):
     than pg_dump: the two mismatches that otherwise fail half way.
     """
     dump_v, restore_v = tool_version(src_host, "pg_dump"), tool_version(dst_host, "pg_restore")
-    server = server_major(src_host, src)
-    if not exists(src_host, src):
+    server, src_exists = server_facts(src_host, src)
+    if not src_exists:
         raise ProdmirrorError(f"{src.path}: database {src.name!r} does not exist on {src_host.label}")
     if _major(dump_v) < server:
         raise ProdmirrorError(f"{src_host.label}: pg_dump {dump_v} cannot dump a PostgreSQL {server} server; "
@@ -116,9 +118,8 @@ def preflight(src_host, src, dst_host, dst):
     if _major(restore_v) < _major(dump_v):
         raise ProdmirrorError(f"{dst_host.label}: pg_restore {restore_v} cannot read an archive from pg_dump {dump_v}; "
                               f"install postgresql-client-{_major(dump_v)} there")
-    server_major(dst_host, dst)  # the target server answers
-    return {"server": server, "pg_dump": dump_v, "pg_restore": restore_v,
-            "target_exists": exists(dst_host, dst)}
+    _, dst_exists = server_facts(dst_host, dst)
+    return {"server": server, "pg_dump": dump_v, "pg_restore": restore_v, "target_exists": dst_exists}
 
 
 def dump(host, db):
@@ -152,18 +153,19 @@ class AtomicRestore:
         return self.host.stream(restore_argv(self.db, self.tmp, self.portable), env=client_env(self.db))
 
     def commit(self):
+        """Swap in one round trip: both renames in one transaction, then drop the old database."""
         name, tmp, old = quote_ident(self.db.name), quote_ident(self.tmp), quote_ident(self.old)
-        if exists(self.host, self.db):
-            execute(self.host, self.db,
-                    "BEGIN;\n"
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    f"WHERE datname = {quote_literal(self.db.name)} AND pid <> pg_backend_pid();\n"
-                    f"ALTER DATABASE {name} RENAME TO {old};\n"
-                    f"ALTER DATABASE {tmp} RENAME TO {name};\n"
-                    "COMMIT;\n"
-                    f"DROP DATABASE {old} WITH (FORCE);\n")
-        else:
-            execute(self.host, self.db, f"ALTER DATABASE {tmp} RENAME TO {name};\n")
+        literal = quote_literal(self.db.name)
+        execute(self.host, self.db,
+                "DO $$ BEGIN\n"
+                f"  IF EXISTS (SELECT 1 FROM pg_database WHERE datname = {literal}) THEN\n"
+                "    PERFORM pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = {literal} AND pid <> pg_backend_pid();\n"
+                f"    ALTER DATABASE {name} RENAME TO {old};\n"
+                "  END IF;\n"
+                f"  ALTER DATABASE {tmp} RENAME TO {name};\n"
+                "END $$;\n"
+                f"DROP DATABASE IF EXISTS {old} WITH (FORCE);\n")
 
     def abort(self):
         try:
