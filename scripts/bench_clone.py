@@ -9,16 +9,11 @@ usage: scripts/bench-clone [--runs 3] [--scale 10]
 
 import argparse
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ops_repo, report, run_task  # noqa: E402 (benchlib puts the checkout on sys.path)
-from tasks.sandbox import owned_dir, service_user  # noqa: E402
-from tasks.sandbox.postgres import Cluster  # noqa: E402
-from tasks.sandbox.sshd import SSHServer  # noqa: E402
+from benchlib import ops_repo, report, run_task, testbed  # noqa: E402 (benchlib puts the checkout on sys.path)
 
 SRC, NEW = "lm360_prod", "lm360_bugfix"
 
@@ -41,13 +36,8 @@ def main():
     parser.add_argument("--scale", type=int, default=50, help="pgbench scale (50 ≈ 790 MB)")
     args = parser.parse_args()
 
-    user, uid, gid = service_user()
-    base = tempfile.mkdtemp(prefix="prodmirror-bench-clone-")
-    owned_dir(base, uid, gid)
-    os.chmod(base, 0o755)
-    prod = Cluster(base, "production", uid, gid).init().start()
-    sshd = SSHServer(base, user, uid, gid).prepare().start()
-    try:
+    with testbed("prodmirror-bench-clone-", ("production",)) as (user, base, clusters, sshd):
+        prod = clusters["production"]
         prod.psql("CREATE ROLE spmo_admin LOGIN SUPERUSER")
         prod.psql(f"CREATE DATABASE {SRC} OWNER spmo_admin")
         print(f"generating {SRC} (pgbench -i -s {args.scale})…", flush=True)
@@ -80,10 +70,6 @@ def main():
             ratios[strategy] = report(raw, ours, peaks, target, "raw")
             drop()
         print(f"\nratios: template {ratios['template']:.3f}, online dump {ratios['dump']:.3f}")
-    finally:
-        sshd.stop()
-        prod.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

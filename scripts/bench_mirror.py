@@ -10,13 +10,10 @@ import argparse
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ops_repo, report, run_task  # noqa: E402 (benchlib puts the checkout on sys.path)
-from tasks.sandbox import owned_dir, service_user  # noqa: E402
-from tasks.sandbox.sshd import SSHServer  # noqa: E402
+from benchlib import ops_repo, report, run_task, testbed  # noqa: E402 (benchlib puts the checkout on sys.path)
 
 APPS = ["gamit_app", "gfa_app", "suplay_app", "spmo_website"]
 
@@ -66,12 +63,7 @@ def main():
     parser.add_argument("--mb", type=int, default=200)
     args = parser.parse_args()
 
-    user, uid, gid = service_user()
-    base = tempfile.mkdtemp(prefix="prodmirror-bench-mirror-")
-    owned_dir(base, uid, gid)
-    os.chmod(base, 0o755)
-    sshd = SSHServer(base, user, uid, gid).prepare().start()
-    try:
+    with testbed("prodmirror-bench-mirror-") as (user, base, _, sshd):
         code_root = os.path.join(base, "prod-code")
         print(f"generating {args.files} files, {args.mb} MB in all…", flush=True)
         make_tree(code_root, args.files, args.mb)
@@ -98,9 +90,6 @@ def main():
         mirrored = sum(len(f) for _, _, f in os.walk(repo / "code"))
         print(f"files mirrored by prodmirror in the last run: {mirrored}")
         report(raw, ours, peaks, 1.15, "raw ssh|tar")
-    finally:
-        sshd.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,17 +9,12 @@ usage: scripts/bench-pull [--runs 3] [--scale 30]
 
 import argparse
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ROOT, ops_repo, report, run_task  # noqa: E402 (benchlib puts the checkout on sys.path)
-from tasks.sandbox import owned_dir, sample, service_user  # noqa: E402
-from tasks.sandbox.postgres import Cluster  # noqa: E402
-from tasks.sandbox.sshd import SSHServer  # noqa: E402
+from benchlib import ops_repo, report, run_task, testbed  # noqa: E402 (benchlib puts the checkout on sys.path)
+from tasks.sandbox import sample  # noqa: E402
 
 DB = "bench"
 
@@ -55,14 +50,8 @@ def main():
     parser.add_argument("--scale", type=int, default=30, help="pgbench scale (30 ≈ 450 MB)")
     args = parser.parse_args()
 
-    user, uid, gid = service_user()
-    base = tempfile.mkdtemp(prefix="prodmirror-bench-")
-    owned_dir(base, uid, gid)
-    os.chmod(base, 0o755)
-    prod = Cluster(base, "production", uid, gid).init().start()
-    local = Cluster(base, "local", uid, gid).init().start()
-    sshd = SSHServer(base, user, uid, gid).prepare().start()
-    try:
+    with testbed("prodmirror-bench-pull-", ("production", "local")) as (user, base, clusters, sshd):
+        prod, local = clusters["production"], clusters["local"]
         prod.psql("CREATE ROLE spmo_admin LOGIN SUPERUSER")
         local.psql("CREATE ROLE spmo_admin LOGIN CREATEDB")
         print(f"generating the database (pgbench -i -s {args.scale} plus indexed sample tables)…", flush=True)
@@ -92,11 +81,6 @@ def main():
         report(raw, pm, peaks, 1.10, "raw pipe")
         print(f"peak RSS target <= 100 MB: {'OK' if max(peaks) <= 100 else 'OVER TARGET'}")
         print(f"pull into an existing local database (backup of local first): {with_backup:.2f} s")
-    finally:
-        sshd.stop()
-        prod.stop()
-        local.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """Shared by the benchmarks: a throwaway ops repo using this prodmirror, a timed run of one task with
 the prodmirror process's peak memory (VmHWM), and the closing report of medians and ratios."""
 
+import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +54,29 @@ def report(raw, ours, peaks, target, what="raw"):
     print(f"ratio prodmirror/{what}: {ratio:.3f} (target <= {target:.2f})  {'OK' if ratio <= target else 'OVER TARGET'}")
     print(f"peak RSS of the prodmirror process: {max(peaks):.0f} MB")
     return ratio
+
+
+@contextmanager
+def testbed(prefix, clusters=()):
+    """Yield (user, base, {name: Cluster}, sshd): throwaway clusters and a loopback sshd, all stopped afterwards."""
+    from tasks.sandbox import owned_dir, service_user
+    from tasks.sandbox.postgres import Cluster
+    from tasks.sandbox.sshd import SSHServer
+
+    user, uid, gid = service_user()
+    base = tempfile.mkdtemp(prefix=prefix)
+    owned_dir(base, uid, gid)
+    os.chmod(base, 0o755)
+    started = {}
+    sshd = None
+    try:
+        for name in clusters:
+            started[name] = Cluster(base, name, uid, gid).init().start()
+        sshd = SSHServer(base, user, uid, gid).prepare().start()
+        yield user, base, started, sshd
+    finally:
+        if sshd:
+            sshd.stop()
+        for cluster in started.values():
+            cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)

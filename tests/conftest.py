@@ -23,7 +23,7 @@ from tasks.sandbox.sshd import SSHServer
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = os.environ.get("PRODMIRROR_TESTBED", "").lower() == "required"
-CONTAINER = "spmo_shared_db"
+CONTAINER = f"spmo_shared_db_{os.getpid()}"  # named like the seeds'; per run, so two runs never collide
 _names = itertools.count(1)
 
 

@@ -44,27 +44,39 @@ def ensure_daemon(log="/tmp/prodmirror-dockerd.log", timeout=60):
     raise RuntimeError(f"dockerd did not answer within {timeout}s (see {log})")
 
 
-def ensure_image(docker_client):
-    """Import the host-root image once; return its tag."""
+def _import_once(docker_client, tag, fill):
+    """Import image `tag` from a tarball that fill(tar) writes, unless the daemon has it; return the tag."""
     import docker
 
     try:
-        docker_client.images.get(IMAGE)
-        return IMAGE
+        docker_client.images.get(tag)
+        return tag
     except docker.errors.ImageNotFound:
         pass
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name in ("usr", "etc", "tmp", "data", "var", "run", "proc", "sys", "dev"):
-            info = tarfile.TarInfo(name)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
-            tar.addfile(info)
-        for name in ("bin", "sbin", "lib", "lib64"):
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, f"usr/{name}"
-            tar.addfile(info)
-    docker_client.api.import_image_from_data(buf.getvalue(), repository=IMAGE.split(":")[0], tag=IMAGE.split(":")[1])
-    return IMAGE
+        fill(tar)
+    repository, version = tag.split(":")
+    docker_client.api.import_image_from_data(buf.getvalue(), repository=repository, tag=version)
+    return tag
+
+
+def _dirs_and_links(tar, dirs, links):
+    for name in dirs:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
+        tar.addfile(info)
+    for name, target in links.items():
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname = tarfile.SYMTYPE, target
+        tar.addfile(info)
+
+
+def ensure_image(docker_client):
+    """Import the host-root image (symlinks into the host's /usr, bind-mounted at run time) once; return its tag."""
+    return _import_once(docker_client, IMAGE, lambda tar: _dirs_and_links(
+        tar, ("usr", "etc", "tmp", "data", "var", "run", "proc", "sys", "dev"),
+        {name: f"usr/{name}" for name in ("bin", "sbin", "lib", "lib64")}))
 
 
 STANDIN = "prodmirror/postgrest-standin:1"
@@ -74,25 +86,13 @@ STANDIN_COMMAND = ["/bin/busybox", "sh", "-c", 'mkdir -p /www && echo "postgrest
 
 def ensure_standin(docker_client, busybox="/bin/busybox"):
     """Import a PostgREST stand-in (a static busybox serving HTTP on $PGRST_SERVER_PORT) once; return its tag."""
-    import docker
 
-    try:
-        docker_client.images.get(STANDIN)
-        return STANDIN
-    except docker.errors.ImageNotFound:
-        pass
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name in ("bin", "tmp"):
-            info = tarfile.TarInfo(name)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
-            tar.addfile(info)
+    def fill(tar):
+        _dirs_and_links(tar, ("bin", "tmp"), {})
         tar.add(os.path.realpath(busybox), arcname="bin/busybox")
-        link = tarfile.TarInfo("bin/sh")
-        link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-        tar.addfile(link)
-    docker_client.api.import_image_from_data(buf.getvalue(), repository=STANDIN.split(":")[0], tag=STANDIN.split(":")[1])
-    return STANDIN
+        _dirs_and_links(tar, (), {"bin/sh": "busybox"})
+
+    return _import_once(docker_client, STANDIN, fill)
 
 
 def remove(docker_client, name):
