@@ -98,7 +98,7 @@ class DjangoApp:
     name: str
     path: str                      # folder under the local code root
     settings: str                  # settings.py, relative to `path`
-    python: str = "python3"        # interpreter that runs manage.py on this machine
+    python: str = "python3"        # interpreter that runs manage.py (on this machine, or in the container)
     container: str = None          # or: run manage.py with docker exec in this local container
     workdir: str = "/app"          # manage.py's folder inside that container
     env: dict = field(default_factory=dict)

@@ -42,8 +42,8 @@ def host_for(app):
 
 
 def manage_argv(app, code_root, *args):
-    if app.container:
-        return ["python", "manage.py", *args]
+    if app.container:  # the container has the code at `workdir`, and `python` on its PATH (or as configured)
+        return [app.python, "manage.py", *args]
     return [app.python, str(code_root / app.path / "manage.py"), *args]
 
 

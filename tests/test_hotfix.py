@@ -154,6 +154,9 @@ def test_create_with_a_session_held_clones_online_and_keeps_it(prod, sshd, lm360
         assert hotfixing.create(project, replace=True, strategy="dump")["strategy"] == "dump"
         with pytest.raises(ProdmirrorError, match="TEMPLATE .* failed: .*being accessed by other users"):
             hotfixing.create(project, replace=True, strategy="template")
+        assert held.poll() is None
+        assert hotfixing.create(project, replace=True, strategy="template", terminate=True)["strategy"] == "template"
+        assert held.wait(timeout=10) != 0  # --terminate, and only --terminate, ends production sessions
     finally:
         held.kill()
 

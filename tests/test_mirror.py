@@ -238,3 +238,33 @@ def test_checkpoint_tags_the_ops_repo(project):
     message = subprocess.run(["git", "-C", str(project.root), "tag", "-l", "--format=%(contents)", first],
                              capture_output=True, text=True).stdout
     assert rec["snapshot"] in message and '"sha256"' in message
+
+
+def test_manage_py_runs_in_a_local_app_container(project, local, container_pg):
+    """mirror.django[].container: manage.py runs with `docker exec -w` in a local container (like app_gamit)."""
+    import dataclasses
+
+    from tasks.sandbox import docker as testbed_docker
+
+    client = testbed_docker.ensure_daemon()
+    name = f"app_gamit_{os.getpid()}"
+    code_root = project.root / "code"
+    code_root.mkdir()
+    mounts = {"/usr": {"bind": "/usr", "mode": "ro"}, "/etc": {"bind": "/etc", "mode": "ro"},
+              str(code_root): {"bind": "/app", "mode": "rw"}}
+    for folder in {sys.prefix, sys.base_prefix}:  # the Python that has Django, at the same path inside
+        mounts[folder] = {"bind": folder, "mode": "ro"}
+    testbed_docker.remove(client, name)
+    client.containers.run(testbed_docker.ensure_image(client), command=["/bin/sh", "-c", "sleep 600"], name=name,
+                          detach=True, network_mode="host", volumes=mounts, labels={testbed_docker.LABEL: "1"})
+    try:
+        app = dataclasses.replace(project.mirror.apps[0], container=name, workdir="/app/gamit_app")
+        project.mirror = dataclasses.replace(project.mirror, apps=(app,))
+        mirroring.production(project)  # localize on disk; superuser and collectstatic inside the container
+        out = manage(project, "shell", "-c", "from django.contrib.auth import authenticate;"
+                     f"print(authenticate(username='opsadmin', password='{CREDS['DJANGO_SUPERUSER_PASSWORD']}') is not None)")
+        assert out.stdout.strip().splitlines()[-1] == "True"
+        assert (code_root / "gamit_app" / "staticfiles" / "inventory" / "site.css").exists()
+        assert mirroring.create_superuser(project) == {"gamit": "updated"}
+    finally:
+        testbed_docker.remove(client, name)
