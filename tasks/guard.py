@@ -86,13 +86,17 @@ class Lock:
         except FileNotFoundError:
             return None
         except ValueError:
-            # Written but not yet filled by its owner, or torn by a crash: old enough means stale.
-            return {} if time.time() - self.path.stat().st_mtime < 5 else {"pid": 0, "host": socket.gethostname()}
+            # Created but not yet filled by its owner (busy), or torn by a crash long ago (stale).
+            if time.time() - self.path.stat().st_mtime < 5:
+                return {"host": "?", "user": "?", "task": "a run that is starting", "pid": "?", "since": "now"}
+            return {"pid": 0, "host": socket.gethostname()}
 
     @staticmethod
     def _stale(holder):
-        if holder.get("host") != socket.gethostname() or not holder.get("pid"):
-            return not holder  # another machine's lock is never ours to break
+        if holder.get("host") != socket.gethostname():
+            return False  # another machine's lock, or one being written: never ours to break
+        if not holder.get("pid"):
+            return True  # torn by a crash on this machine
         try:
             os.kill(int(holder["pid"]), 0)
         except ProcessLookupError:

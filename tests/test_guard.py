@@ -71,6 +71,18 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     assert not path.exists()
 
 
+def test_lock_being_written_is_busy_and_a_torn_old_one_is_stale(tmp_path):
+    path = tmp_path / "locks" / "local.lock"
+    path.parent.mkdir()
+    path.write_text("")  # another run created it an instant ago and is about to fill it
+    with pytest.raises(GuardError, match="local is busy"):
+        guard.Lock(tmp_path, "local", "t").acquire()
+    old = os.path.getmtime(path) - 60
+    os.utime(path, (old, old))  # the same torn file a minute later: its writer died
+    guard.Lock(tmp_path, "local", "t").acquire().release()
+    assert not path.exists()
+
+
 def test_operation_audits_failure_and_releases_locks(tmp_path):
     class P:
         state_dir = tmp_path
