@@ -82,14 +82,20 @@ class Lock:
 
     def _holder(self):
         try:
-            return json.loads(self.path.read_text() or "{}")
+            text = self.path.read_text()
+            age = time.time() - self.path.stat().st_mtime
         except FileNotFoundError:
             return None
+        try:
+            holder = json.loads(text)
+            if isinstance(holder, dict) and holder:
+                return holder
         except ValueError:
-            # Created but not yet filled by its owner (busy), or torn by a crash long ago (stale).
-            if time.time() - self.path.stat().st_mtime < 5:
-                return {"host": "?", "user": "?", "task": "a run that is starting", "pid": "?", "since": "now"}
-            return {"pid": 0, "host": socket.gethostname()}
+            pass
+        # Empty or unparsable: created but not yet filled by its owner (busy), or torn by a crash long ago (stale).
+        if age < 5:
+            return {"host": "?", "user": "?", "task": "a run that is starting", "pid": "?", "since": "now"}
+        return {"pid": 0, "host": socket.gethostname()}
 
     @staticmethod
     def _stale(holder):
