@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .engines import engine_for
 from .errors import BackupError
+from .statefile import write_json
 from .transfer import FileSink, pump, sha256_file
 from .ui import Progress
 
@@ -42,7 +43,11 @@ class Backup:
         """Re-hash the dump of database `key`; return its path. Raise BackupError if it does not match."""
         if key not in self.databases:
             raise BackupError(f"backup {self.name} holds no database {key!r} (it has: {', '.join(self.databases)})")
-        entry, path = self.databases[key], self.file(key)
+        return self.verify_entry(self.databases[key])
+
+    def verify_entry(self, entry):
+        """Given a manifest entry {file, size, sha256}, re-hash that file; return its path or raise BackupError."""
+        path = self.path / entry["file"]
         if not path.exists():
             raise BackupError(f"backup {self.name}: {path.name} is missing")
         if path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
@@ -77,9 +82,7 @@ def get(project, name, folder=None):
 
 def save_manifest(backup):
     """Rewrite a complete backup's manifest atomically (to add facts learnt later, such as a restore)."""
-    tmp = backup.path / "manifest.json.tmp"
-    tmp.write_text(json.dumps(backup.manifest, indent=2) + "\n")
-    os.replace(tmp, backup.path / "manifest.json")
+    write_json(backup.path / "manifest.json", backup.manifest)
 
 
 class BackupWriter:

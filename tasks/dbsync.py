@@ -26,7 +26,8 @@ def check_object_name(name):
         raise ProdmirrorError(f"invalid table or collection name {name!r}: letters, digits, '_', '-' and '.' only")
 
 
-def _preflight_hosts(*hosts):
+def check_containers(*hosts):
+    """Raise HostError (one line) if a container host among `hosts` is not running."""
     for host in hosts:
         if isinstance(host, ContainerHost):
             host.check_running()
@@ -97,7 +98,7 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
             plan = []
             for a, b in pairs:
                 src_host, dst_host = hosts.for_db(a), hosts.for_db(b)
-                _preflight_hosts(src_host, dst_host)
+                check_containers(src_host, dst_host)
                 engine = engine_for(a)
                 facts = engine.preflight(src_host, a, dst_host, b)
                 if dst_env.protected and facts["target_exists"]:
@@ -162,7 +163,7 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
         with guard.operation(project, task, [source, target], direction=record["direction"], databases=[a.key],
                              object=name) as rec:
             src_host, dst_host = hosts.for_db(a), hosts.for_db(b)
-            _preflight_hosts(src_host, dst_host)
+            check_containers(src_host, dst_host)
             engine = engine_for(a)
             obj = engine.resolve_object(src_host, a, name)
             if engine.resolve_object(dst_host, b, engine.object_label(obj)) != obj:
@@ -212,7 +213,7 @@ def backup(project, env, keys=None, echo=False):
             present = []
             for db in dbs:
                 host = hosts.for_db(db)
-                _preflight_hosts(host)
+                check_containers(host)
                 if engine_for(db).exists(host, db):
                     present.append(db)
                 else:
@@ -238,8 +239,7 @@ def restore_backup(project, name, target, keys=None, force=False, dry_run=False,
     dst_env = project.env(target)
     chosen = list(keys) if keys else list(taken.databases)
     dbs = [dst_env.database(k) for k in chosen]
-    for key in chosen:
-        taken.verify(key)
+    paths = {key: taken.verify(key) for key in chosen}  # hashed once, before anything runs
     project.check(f"environments.{target}.ssh", *[db.path for db in dbs])
     steps = [f"lock {target}", f"back up {target}: {', '.join(chosen)} (those that exist there)"]
     for k, db in zip(chosen, dbs):
@@ -254,19 +254,22 @@ def restore_backup(project, name, target, keys=None, force=False, dry_run=False,
     hosts = Hosts(project, echo)
     try:
         with guard.operation(project, task, [target], direction=record["direction"], databases=chosen) as rec:
-            restore_into(project, hosts, taken, target, dbs, task, rec, force=force)
+            restore_into(project, hosts, taken, target, dbs, task, rec, force=force, paths=paths)
             return rec
     finally:
         hosts.close()
 
 
-def restore_into(project, hosts, taken, target, dbs, task, rec, force=False):
+def restore_into(project, hosts, taken, target, dbs, task, rec, force=False, paths=None):
     """Within a locked operation: back up `target`'s existing databases, then restore each of `dbs` from
-    backup `taken` atomically and run its after-sync hooks. Fills `rec` (backup taken, hooks)."""
+    backup `taken` atomically and run its after-sync hooks. Fills `rec` (backup taken, hooks).
+
+    `paths` ({key: file}) are files the caller already verified; the others are verified here first."""
+    paths = {db.key: (paths or {}).get(db.key) or taken.verify(db.key) for db in dbs}
     dst_env = project.env(target)
     portable = taken.env != target  # a backup of this very environment keeps its owners and grants
     targets = [(db, hosts.for_db(db)) for db in dbs]
-    _preflight_hosts(*[h for _, h in targets])
+    check_containers(*[h for _, h in targets])
     guard.confirm(dst_env, task, force)
     existing = [db for db, h in targets if engine_for(db).exists(h, db)]
     if existing:
@@ -280,7 +283,7 @@ def restore_into(project, hosts, taken, target, dbs, task, rec, force=False):
             restore = engine.ObjectReplace(host, db, tuple(ref) if isinstance(ref, list) else ref)
         else:
             restore = engine.AtomicRestore(host, db, portable)
-        source = FileSource(taken.verify(db.key))
+        source = FileSource(paths[db.key])
         try:
             stream_into(source, restore, f"{db.key}: {taken.name} → {target}")
         finally:
@@ -302,7 +305,7 @@ def status(project, source="production", target="local", keys=None, echo=False):
             sides, drift = [], None
             for db in (a, b):
                 host = hosts.for_db(db)
-                _preflight_hosts(host)
+                check_containers(host)
                 sides.append(engine.fingerprint(host, db) if engine.exists(host, db) else None)
             last = state.get(a.key)
             if sides[0] is not None and last and source in last.get("counters", {}):

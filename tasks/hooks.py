@@ -9,7 +9,7 @@ import hashlib
 import secrets
 
 from .engines import engine_for
-from .errors import ProdmirrorError
+from .errors import ProdmirrorError, last_line
 from .ui import say
 
 PBKDF2_ITERATIONS = 1_000_000  # Django 5.2's default for pbkdf2_sha256
@@ -50,8 +50,6 @@ def run_after_sync(project, hosts, db):
         res = host.run(["sh", "-c", command], check=False)
         done.setdefault("run", []).append({"command": command, "exit": res.code})
         if res.code != 0:
-            from .errors import last_line
-
             raise ProdmirrorError(f"{db.env}/{db.key}: after_sync command {command!r} failed (exit {res.code}): "
                                   f"{last_line(res.stderr) or last_line(res.stdout)}; the synced data stays in place")
         say(f"{db.env}/{db.key}: ran {command!r}")

@@ -155,8 +155,8 @@ class Host:
         if feeder:
             feeder.join()
         code = proc.wait()
-        if check and code != 0:
-            raise CommandError(self.label, argv, code, proc.stderr)
+        if check:
+            proc.check(code)
         return Result(code, out.decode("utf-8", "replace"), proc.stderr)
 
     @staticmethod

@@ -8,8 +8,6 @@ teardown --expired know each environment's age and TTL.
 
 import dataclasses
 import fnmatch
-import json
-import os
 import posixpath
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +16,7 @@ from . import backups, containers, guard, migrations
 from .engines import postgres
 from .errors import CommandError, ConfigError, ProdmirrorError, last_line
 from .hosts import Hosts
+from .statefile import read_json, write_json
 from .ui import print_plan, say
 
 
@@ -48,17 +47,11 @@ def _state_path(project):
 
 
 def read_state(project):
-    try:
-        return json.loads(_state_path(project).read_text())
-    except FileNotFoundError:
-        return {}
+    return read_json(_state_path(project), {})
 
 
 def _write_state(project, state):
-    project.state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = _state_path(project).with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    os.replace(tmp, _state_path(project))
+    write_json(_state_path(project), state)
 
 
 def create(project, name=None, strategy=None, ttl=None, replace=False, terminate=False, dry_run=False, echo=False):
@@ -198,16 +191,12 @@ def migrate(project, file, dry_run=False, echo=False):
         hosts.close()
 
 
-def _run(host, argv, check=True):
-    return host.run(argv, check=check)
-
-
 EXPORT = 'd=$(mktemp -d) && git -C "$1" archive "$2" "$3" | tar -x -C "$d" && echo "$d"'
 
 
 def _export(host, repo, tree, subdir):
     """Export `subdir` of a git tree into a fresh temporary folder on the host; return the folder holding it."""
-    folder = _run(host, ["sh", "-c", EXPORT, "sh", repo, tree, subdir]).stdout.strip()
+    folder = host.run(["sh", "-c", EXPORT, "sh", repo, tree, subdir]).stdout.strip()
     return folder, posixpath.normpath(posixpath.join(folder, subdir))
 
 
@@ -216,7 +205,7 @@ def _rsync(host, src, dep, dry_run):
     argv = ["rsync", "-a", "--delete", "--itemize-changes", *[f"--exclude={e}" for e in dep["exclude"]],
             *(["--dry-run"] if dry_run else []), src.rstrip("/") + "/", dep["target"].rstrip("/") + "/"]
     try:
-        out = _run(host, argv).stdout
+        out = host.run(argv).stdout
     except CommandError as exc:
         if exc.code == 127:
             raise ProdmirrorError(f"{host.label}: rsync is not installed there") from None
@@ -227,8 +216,8 @@ def _rsync(host, src, dep, dry_run):
 def _merge_tree(host, repo, dep):
     """Return (tree id or None, conflicted paths, commits dev has that the branch lacks) without changing anything."""
     git = ["git", "-C", repo]
-    ahead = _run(host, git + ["log", "--oneline", f"{dep['branch']}..{dep['dev_branch']}"]).stdout.splitlines()
-    res = _run(host, git + ["merge-tree", "--write-tree", "--name-only", dep["branch"], dep["dev_branch"]], check=False)
+    ahead = host.run(git + ["log", "--oneline", f"{dep['branch']}..{dep['dev_branch']}"]).stdout.splitlines()
+    res = host.run(git + ["merge-tree", "--write-tree", "--name-only", dep["branch"], dep["dev_branch"]], check=False)
     if res.code not in (0, 1):
         raise ProdmirrorError(f"git on {host.label} cannot compute the merge: {last_line(res.stderr)} (needs git 2.38+)")
     lines = res.stdout.splitlines()
@@ -244,11 +233,11 @@ def _merge_tree(host, repo, dep):
 def _pending(host, repo, tree, cfg, db_host, db, table):
     """Return [(path, sql)] of the migration files in `tree` not yet recorded in `db`, in natural order."""
     folder = cfg["migrations"]["dir"].strip("/")
-    listing = _run(host, ["git", "-C", repo, "ls-tree", "-r", "--name-only", tree, "--", folder]).stdout.splitlines()
+    listing = host.run(["git", "-C", repo, "ls-tree", "-r", "--name-only", tree, "--", folder]).stdout.splitlines()
     names = sorted((p for p in listing if fnmatch.fnmatch(posixpath.basename(p), cfg["migrations"]["pattern"])),
                    key=migrations.natural_key)
     done = migrations.applied(db_host, db, table)
-    return [(p, _run(host, ["git", "-C", repo, "show", f"{tree}:{p}"]).stdout)
+    return [(p, host.run(["git", "-C", repo, "show", f"{tree}:{p}"]).stdout)
             for p in names if posixpath.basename(p) not in done]
 
 
@@ -256,17 +245,17 @@ def _record_merge(host, repo, dep, tree):
     """Make the branch point at a merge commit of `tree` (dev merged in), without touching a dev checkout."""
     git = ["git", "-C", repo]
     identity = []
-    if not _run(host, git + ["config", "user.email"], check=False).stdout.strip():
+    if not host.run(git + ["config", "user.email"], check=False).stdout.strip():
         identity = ["-c", "user.name=prodmirror", "-c", "user.email=prodmirror@localhost"]
-    current = _run(host, git + ["symbolic-ref", "--quiet", "--short", "HEAD"], check=False).stdout.strip()
+    current = host.run(git + ["symbolic-ref", "--quiet", "--short", "HEAD"], check=False).stdout.strip()
     if current == dep["branch"]:
-        _run(host, ["git", *identity, "-C", repo, "merge", "--no-edit", dep["dev_branch"]])
+        host.run(["git", *identity, "-C", repo, "merge", "--no-edit", dep["dev_branch"]])
         return
-    old = _run(host, git + ["rev-parse", f"refs/heads/{dep['branch']}"]).stdout.strip()
-    dev = _run(host, git + ["rev-parse", f"refs/heads/{dep['dev_branch']}"]).stdout.strip()
-    commit = _run(host, ["git", *identity, "-C", repo, "commit-tree", tree, "-p", old, "-p", dev, "-m",
+    old = host.run(git + ["rev-parse", f"refs/heads/{dep['branch']}"]).stdout.strip()
+    dev = host.run(git + ["rev-parse", f"refs/heads/{dep['dev_branch']}"]).stdout.strip()
+    commit = host.run(["git", *identity, "-C", repo, "commit-tree", tree, "-p", old, "-p", dev, "-m",
                          f"Merge {dep['dev_branch']} into {dep['branch']} (prodmirror hotfix.deploy)"]).stdout.strip()
-    _run(host, git + ["update-ref", f"refs/heads/{dep['branch']}", commit, old])
+    host.run(git + ["update-ref", f"refs/heads/{dep['branch']}", commit, old])
 
 
 def deploy(project, dry_run=False, migrate_only=False, force=False, echo=False):
@@ -334,7 +323,7 @@ def deploy(project, dry_run=False, migrate_only=False, force=False, echo=False):
             return rec
     finally:
         for folder in exported:
-            _run(hosts.for_env(env), ["rm", "-rf", folder], check=False)
+            hosts.for_env(env).run(["rm", "-rf", folder], check=False)
         hosts.close()
 
 

@@ -12,11 +12,11 @@ import subprocess
 from datetime import datetime, timezone
 
 from . import backups, code, django, guard
-from .dbsync import _preflight_hosts, restore_into
+from .dbsync import check_containers, restore_into
 from .engines import engine_for
 from .errors import ConfigError, GuardError, ProdmirrorError
 from .hosts import Hosts
-from .transfer import FileSource, pump, sha256_file
+from .transfer import FileSource, pump
 from .ui import Progress, human_bytes, print_plan, say
 
 
@@ -97,7 +97,7 @@ def production(project, download_only=False, force=False, dry_run=False, echo=Fa
             say(f"note: the superuser will not be created: {exc}")
     project.check("environments.production.ssh", *[db.path for db in dbs],
                   *[local_env.database(db.key).path for db in restore])
-    steps = [f"lock production and local",
+    steps = ["lock production and local",
              f"stream tar of {', '.join(prod_code['paths'])} from production {prod_code['root']} "
              f"(excluding {', '.join(prod_code.get('exclude', [])) or 'nothing'}) into a new snapshot"
              + ("" if download_only else f", extracting safely into a staging folder beside {root}"),
@@ -121,7 +121,7 @@ def production(project, download_only=False, force=False, dry_run=False, echo=Fa
                              direction=record["direction"]) as rec:
             host = hosts.for_env(prod_env)
             for db in dbs:
-                _preflight_hosts(hosts.for_db(db))
+                check_containers(hosts.for_db(db))
             writer = backups.BackupWriter(project, "production", "mirror.production",
                                           folder=project.mirror.snapshots, keep=project.mirror.keep)
             extract = None
@@ -151,7 +151,8 @@ def production(project, download_only=False, force=False, dry_run=False, echo=Fa
             say(f"code replaced under {root}")
             if restore:
                 restore_into(project, hosts, snapshot, "local", [local_env.database(db.key) for db in restore],
-                             "mirror.production", rec, force=force)
+                             "mirror.production", rec, force=force,
+                             paths={db.key: snapshot.file(db.key) for db in restore})  # verified as written
             _after_code(project, root, creds)
             # fingerprinted after the mirror's own steps (the superuser row is part of the mirrored state)
             _record_restored(project, hosts, snapshot, [local_env.database(db.key) for db in restore])
@@ -185,10 +186,7 @@ def force_sync_code(project, snapshot=None, force=False, dry_run=False):
     if dry_run:
         return None
     check_clean(root, paths, force)
-    archive = snap.path / "code.tar"
-    entry = snap.manifest["code"]
-    if archive.stat().st_size != entry["size"] or sha256_file(archive) != entry["sha256"]:
-        raise ProdmirrorError(f"snapshot {snap.name}: code.tar does not match its manifest (sha256); not using it")
+    archive = snap.verify_entry(snap.manifest["code"])
     with guard.operation(project, "mirror.force-sync-code", ["local"], snapshot=snap.name) as rec:
         extract = code.GuardedExtract(root, paths)
         source = FileSource(archive)

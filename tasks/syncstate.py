@@ -1,9 +1,9 @@
 """What prodmirror remembers of each database between runs: when it last synced, which way, and the
 change counters of both sides at that moment (what the drift guard compares against)."""
 
-import json
-import os
 from datetime import datetime, timezone
+
+from .statefile import read_json, write_json
 
 
 def _path(project):
@@ -12,17 +12,14 @@ def _path(project):
 
 def read(project):
     """Return {db key: last sync record}; empty when nothing was ever synced."""
-    try:
-        return json.loads(_path(project).read_text())
-    except FileNotFoundError:
-        return {}
+    return read_json(_path(project), {})
 
 
 def record(project, key, source, target, task, counters):
     """Remember a completed sync of database `key` (written atomically: a crash leaves the old state)."""
     state = read(project)
     state[key] = {"time": _now(), "task": task, "source": source, "target": target, "counters": counters}
-    _write(project, state)
+    write_json(_path(project), state)
 
 
 def record_object(project, key, label, counters):
@@ -34,15 +31,8 @@ def record_object(project, key, label, counters):
         if recorded is not None and label in current:
             recorded[label] = current[label]
     entry.setdefault("objects", {})[label] = _now()
-    _write(project, state)
+    write_json(_path(project), state)
 
 
 def _now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _write(project, state):
-    project.state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = _path(project).with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    os.replace(tmp, _path(project))

@@ -4,8 +4,8 @@ against real clusters with production behind a real sshd."""
 import bcrypt
 import pytest
 
-from tasks import dbsync, guard, syncstate
-from tasks.errors import ConfigError, GuardError, ProdmirrorError
+from tasks import dbsync, guard
+from tasks.errors import GuardError, ProdmirrorError
 from tests.conftest import cli_project, inv, make_config, sequences, table_digests
 
 

@@ -14,6 +14,7 @@ dump/restore tools run where the environment says (this machine, an SSH host, a 
 """
 
 import difflib
+import functools
 from urllib.parse import urlsplit
 
 from ..errors import CommandError, ConfigError, HostError, ProdmirrorError, last_line
@@ -85,10 +86,16 @@ def restore_argv(db, collection=None, gzip=False):
 
 
 def client(db):
-    """Return a pymongo client for the database's URI (short timeouts: a dead server is one clear line)."""
+    """Return the pymongo client for the database's URI, one per URI for the whole run (short timeouts:
+    a dead server is one clear line)."""
+    return _client(db.uri.reveal())
+
+
+@functools.lru_cache(maxsize=None)
+def _client(uri):
     import pymongo
 
-    return pymongo.MongoClient(db.uri.reveal(), serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
+    return pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000)
 
 
 def _where(db):

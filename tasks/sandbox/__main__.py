@@ -32,7 +32,8 @@ def up():
         except RuntimeError:
             cluster.start()
     try:
-        sshd.start(foreground=False) if not _listening(sshd.port) else None
+        if not _listening(sshd.port):
+            sshd.start(foreground=False)
     except RuntimeError as exc:
         sys.exit(f"sandbox: {exc}")
     prod.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'spmo_admin') "
