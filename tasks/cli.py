@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke import Exit
 
 from .config import load
-from .errors import ProdmirrorError
+from .errors import Interrupted, ProdmirrorError
 
 
 def project(c):
@@ -35,7 +35,10 @@ def one_line_errors(body):
             return body(*args, **kwargs)
         except ProdmirrorError as exc:
             raise Exit(f"prodmirror: {exc}", code=exc.exit_code) from None
+        except Interrupted as exc:
+            raise Exit(f"prodmirror: interrupted ({exc.signal}); what was in progress was rolled back and "
+                       "its temporaries dropped (see the audit log)", code=exc.exit_code) from None
         except KeyboardInterrupt:
-            raise Exit("prodmirror: interrupted; nothing was swapped in (see the audit log)", code=130) from None
+            raise Exit("prodmirror: interrupted (SIGINT)", code=130) from None
 
     return wrapper

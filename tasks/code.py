@@ -15,7 +15,8 @@ import shutil
 from pathlib import Path
 
 from .errors import ProdmirrorError
-from .hosts import LocalProc
+from .procs import LocalProc
+from .transfer import End
 
 
 class UnsafeArchive(ProdmirrorError):
@@ -151,7 +152,7 @@ def _pax_records(data):
         pos += length
 
 
-class GuardedExtract:
+class GuardedExtract(End):
     """A sink for the pump: validate each chunk with TarGuard, then hand it to `tar -x` in a staging folder."""
 
     def __init__(self, root, paths):
@@ -167,7 +168,7 @@ class GuardedExtract:
         self.guard.feed(chunk)  # raises before tar sees an unsafe header
         self.tar.write(chunk)
 
-    def finish(self):
+    def check(self):
         """Close tar's input; raise if tar failed or the archive was empty."""
         self.tar.check()
         if not self.guard.members:
@@ -195,8 +196,11 @@ class GuardedExtract:
         self.discard()
 
     def discard(self):
+        """Remove the staging folder (and stop tar): the local tree stays as it was."""
         self.tar.kill()
         shutil.rmtree(self.staging, ignore_errors=True)
+
+    kill = discard
 
 
 def _excluded(relpath, patterns):

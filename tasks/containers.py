@@ -100,25 +100,25 @@ def _short(exc):
 
 
 def postgrest_spec(cfg, database, name, created, ttl):
-    """Given hotfix.postgrest config and the bugfix database, return (kwargs for containers.run, secrets).
+    """Given the Postgrest config (hotfix.postgrest) and the bugfix database, return (kwargs for containers.run, secrets).
 
     The secrets are returned separately so that what is printed (the plan, errors) can mask them.
     """
-    password = cfg["db_password"].reveal()
-    uri = f"postgres://{quote(cfg['db_user'], safe='')}:{quote(password, safe='')}@{cfg['db_host']}:{cfg['db_port']}/{database}"
-    env = {"PGRST_DB_URI": uri, "PGRST_DB_SCHEMAS": ",".join(cfg["schemas"]), "PGRST_DB_ANON_ROLE": cfg["anon_role"],
-           "PGRST_JWT_SECRET": cfg["jwt_secret"].reveal(), "PGRST_SERVER_PORT": str(cfg["port"]),
-           **{k: str(v) for k, v in cfg.get("environment", {}).items()}}
-    labels = {**{k: str(v) for k, v in cfg["labels"].items()}, LABEL: name, "prodmirror.database": database,
+    password = cfg.db_password.reveal()
+    uri = f"postgres://{quote(cfg.db_user, safe='')}:{quote(password, safe='')}@{cfg.db_host}:{cfg.db_port}/{database}"
+    env = {"PGRST_DB_URI": uri, "PGRST_DB_SCHEMAS": ",".join(cfg.schemas), "PGRST_DB_ANON_ROLE": cfg.anon_role,
+           "PGRST_JWT_SECRET": cfg.jwt_secret.reveal(), "PGRST_SERVER_PORT": str(cfg.port),
+           **{k: str(v) for k, v in cfg.environment.items()}}
+    labels = {**{k: str(v) for k, v in cfg.labels.items()}, LABEL: name, "prodmirror.database": database,
               "prodmirror.created": created, "prodmirror.ttl": str(ttl)}
-    kwargs = {"image": cfg["image"], "name": cfg["name"], "environment": env, "labels": labels, "detach": True}
-    if cfg["network"] == "host":
+    kwargs = {"image": cfg.image, "name": cfg.name, "environment": env, "labels": labels, "detach": True}
+    if cfg.network == "host":
         kwargs["network_mode"] = "host"
     else:
-        kwargs["network"] = cfg["network"]
-    if cfg.get("command"):
-        kwargs["command"] = cfg["command"]
-    return kwargs, [s for s in (password, cfg["jwt_secret"].reveal()) if s]
+        kwargs["network"] = cfg.network
+    if cfg.command:
+        kwargs["command"] = cfg.command
+    return kwargs, [s for s in (password, cfg.jwt_secret.reveal()) if s]
 
 
 def mask(text, secrets):

@@ -43,3 +43,19 @@ def last_line(text):
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     telling = [line for line in lines if any(w in line.lower() for w in ("error", "fatal", "denied", "failed"))]
     return (telling or lines or [""])[-1]
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (Ctrl-C is SIGINT, `kill` is SIGTERM).
+
+    A KeyboardInterrupt, so every cleanup that already handles Ctrl-C (abort the restore, drop the
+    temporary database, release locks) handles SIGTERM the same way. `exit_code` is 128 + the signal.
+    """
+
+    def __init__(self, signum=2):
+        import signal
+
+        self.signum = signum
+        self.signal = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        super().__init__(self.signal)

@@ -1,17 +1,16 @@
-"""Everything that keeps a run safe: confirmation on protected environments, one run per environment
-at a time (lock files with stale-lock detection), and the audit log (JSON lines) of every run.
-"""
+"""Guards of a protected environment: confirmation (type its name; --force/FORCE=true skips it) and one
+run per environment at a time (lock files with stale-lock detection). The drift guard is drift.py,
+the audit log audit.py; the run context (actions/run.py) applies them all."""
 
-import getpass
 import json
 import os
 import socket
 import sys
 import time
-from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from .errors import GuardError, ProdmirrorError
+from .audit import who
+from .errors import GuardError
 from .ui import say
 
 TRUE = ("1", "true", "yes", "y", "on")
@@ -41,13 +40,6 @@ def confirm(env, action, force=False, stdin=None):
         raise GuardError(f"not confirmed (typed {answer!r}); nothing was changed")
 
 
-def _who():
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
-
-
 class Lock:
     """An exclusive lock file per environment. A lock left by a process that died on this machine is stale and taken over."""
 
@@ -57,7 +49,7 @@ class Lock:
 
     def acquire(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "user": _who(), "task": self.task,
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "user": who(), "task": self.task,
               "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         for _ in range(3):
             try:
@@ -118,106 +110,3 @@ class Lock:
             except FileNotFoundError:
                 pass
             self.held = False
-
-
-def audit(state_dir, record):
-    """Append one JSON line to the audit log: who, when, and whatever the run says of itself."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    line = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "user": _who(),
-            "host": socket.gethostname(), **record}
-    with open(state_dir / "audit.jsonl", "a") as f:
-        f.write(json.dumps(line, sort_keys=False) + "\n")
-
-
-def read_audit(state_dir):
-    """Return the audit log's records, oldest first."""
-    path = state_dir / "audit.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-@contextmanager
-def operation(project, task, envs, **record):
-    """Lock `envs` (sorted, so two runs never deadlock), yield a dict the run fills, and audit the outcome.
-
-    The audit record says `ok`, `failed` (with the error line), or `interrupted`; the locks are released
-    whatever happens.
-    """
-    record = {"task": task, **record, "result": None, "backup": None}
-    locks = [Lock(project.state_dir, env, task) for env in sorted(set(envs))]
-    started = time.monotonic()
-    try:
-        for lock in locks:
-            lock.acquire()
-        yield record
-        record["result"] = "ok"
-    except KeyboardInterrupt:
-        record["result"] = "interrupted"
-        raise
-    except ProdmirrorError as exc:
-        record.update(result="refused" if isinstance(exc, GuardError) else "failed", error=str(exc))
-        raise
-    except Exception as exc:
-        record.update(result="failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        for lock in reversed(locks):
-            lock.release()
-        record["seconds"] = round(time.monotonic() - started, 2)
-        audit(project.state_dir, record)
-
-
-def drift(recorded, current):
-    """Given change counters {table: [changes, rows]} at the last sync and now, return what changed:
-    [(table, rows then, rows now, changes since)] — a table added or dropped counts as changed.
-
-    Only the write counter decides (ANALYZE may refresh the row estimate without any write)."""
-    changed = []
-    for table in sorted(set(recorded) | set(current)):
-        then, now = recorded.get(table), current.get(table)
-        if (then and then[0]) != (now and now[0]) or (then is None) != (now is None):
-            counted = then and now and isinstance(then[0], int) and isinstance(now[0], int)
-            changes = (now[0] - then[0]) if counted else None  # MongoDB keeps content hashes, not counts
-            changed.append((table, then[1] if then else None, now[1] if now else None, changes))
-    return changed
-
-
-def describe_drift(changed, limit=5):
-    def one(table, rows_then, rows_now, changes):
-        if rows_then is None:
-            return f"{table} (new, {rows_now} rows)"
-        if rows_now is None:
-            return f"{table} (dropped, had {rows_then} rows)"
-        if changes is None:
-            return f"{table} ({rows_then} → {rows_now} documents, contents changed)"
-        what = f"{changes} rows written" if changes > 0 else "statistics reset"
-        return f"{table} ({rows_then} → {rows_now} rows, {what})"
-
-    text = "; ".join(one(*c) for c in changed[:limit])
-    return text + (f"; and {len(changed) - limit} more" if len(changed) > limit else "")
-
-
-def check_drift(last, env, current, force, key, tables=None):
-    """Refuse (GuardError) to overwrite `env` if it changed since the last recorded sync, unless forced.
-
-    `last` is the sync-state record of database `key` (or None); `tables` limits the check to some tables.
-    Return the drift that was overridden (empty when none).
-    """
-    recorded = (last or {}).get("counters", {}).get(env)
-    if recorded is None:
-        if forced(force):
-            say(f"warning: {key}: no sync with {env} is recorded; going on because of --force/FORCE")
-            return ["no sync recorded"]
-        raise GuardError(f"{key}: no sync with {env} is recorded, so edits made there cannot be ruled out: "
-                         f"run db.sync.from-production first, or pass --force")
-    if tables is not None:
-        recorded = {t: v for t, v in recorded.items() if t in tables}
-        current = {t: v for t, v in current.items() if t in tables}
-    changed = drift(recorded, current)
-    if changed and not forced(force):
-        raise GuardError(f"{key}: {env} changed since the last sync ({last.get('time')}): {describe_drift(changed)}. "
-                         f"Pull it first (db.sync.from-production), or pass --force to overwrite those changes")
-    if changed:
-        say(f"warning: {key}: overwriting changes made in {env} since the last sync: {describe_drift(changed)}")
-    return [c[0] for c in changed]

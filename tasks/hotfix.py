@@ -3,7 +3,8 @@ container on it, SQL migrations, the deploy to production, and teardown."""
 
 from invoke import Collection, task
 
-from . import hotfixing
+from .actions import deploy as deploy_action, hotfix
+from .config import hotfix as hotfix_config
 from .cli import echo, one_line_errors, project
 from .ui import print_table
 
@@ -16,7 +17,7 @@ DRY = "print the plan and change nothing"
 @one_line_errors
 def create(c, name=None, strategy=None, ttl=None, replace=False, terminate=False, dry_run=False):
     """Clone the production database into the bugfix database and start the ephemeral PostgREST."""
-    hotfixing.create(project(c), name=name, strategy=strategy, ttl=ttl, replace=replace, terminate=terminate,
+    hotfix.create(project(c), name=name, strategy=strategy, ttl=ttl, replace=replace, terminate=terminate,
                      dry_run=dry_run, echo=echo(c))
 
 
@@ -24,7 +25,7 @@ def create(c, name=None, strategy=None, ttl=None, replace=False, terminate=False
 @one_line_errors
 def migrate(c, file, dry_run=False):
     """Apply a SQL migration to the bugfix database (and dev), each in one transaction, recorded once."""
-    hotfixing.migrate(project(c), file, dry_run=dry_run, echo=echo(c))
+    hotfix.migrate(project(c), file, dry_run=dry_run, echo=echo(c))
 
 
 @task(help={"dry_run": "say exactly what would happen; change nothing", "migrate_only": "only apply pending migrations",
@@ -32,14 +33,14 @@ def migrate(c, file, dry_run=False):
 @one_line_errors
 def deploy(c, dry_run=False, migrate_only=False, force=False):
     """Promote to production: backup, merge dev, sync served files, pending migrations, reload PostgREST."""
-    hotfixing.deploy(project(c), dry_run=dry_run, migrate_only=migrate_only, force=force, echo=echo(c))
+    deploy_action.deploy(project(c), dry_run=dry_run, migrate_only=migrate_only, force=force, echo=echo(c))
 
 
 @task(help={"name": "bugfix database name (default: hotfix.clone)", "expired": "tear down every environment past its TTL"})
 @one_line_errors
 def teardown(c, name=None, expired=False):
     """Stop and remove the PostgREST container and drop the bugfix database (idempotent)."""
-    hotfixing.teardown(project(c), name=name, expired=expired, echo=echo(c))
+    hotfix.teardown(project(c), name=name, expired=expired, echo=echo(c))
 
 
 @task
@@ -48,8 +49,9 @@ def status(c):
     """Ephemeral environments: database, container, created, TTL, expired or not."""
     rows = [(r["name"], "yes" if r["exists"] else "gone", f"{r['container'] or '—'} ({r['container_state'] or 'absent'})",
              r["created"] or "—", r["ttl"], r["expires"] or "—", "EXPIRED" if r["expired"] else "no")
-            for r in hotfixing.status(project(c), echo=echo(c))]
+            for r in hotfix.status(project(c), echo=echo(c))]
     print_table("hotfix environments", ["name", "database", "container", "created", "ttl", "expires", "expired"], rows)
 
 
 ns = Collection("hotfix", create, migrate, deploy, teardown, status)
+ns.configure({"hotfix": hotfix_config.DEFAULTS})

@@ -2,7 +2,8 @@
 
 from invoke import Collection, task
 
-from . import mirroring
+from .actions import mirror
+from .config import mirror as mirror_config
 from .cli import echo, one_line_errors, project, split_keys
 from .ui import print_table
 
@@ -15,21 +16,21 @@ SNAPSHOT = "snapshot name (default: the newest)"
 @one_line_errors
 def production(c, download_only=False, force=False, dry_run=False):
     """Snapshot production (code tar + every database), then restore DBs, sync code, localize, superuser."""
-    mirroring.production(project(c), download_only=download_only, force=force, dry_run=dry_run, echo=echo(c))
+    mirror.production(project(c), download_only=download_only, force=force, dry_run=dry_run, echo=echo(c))
 
 
 @task(help={"snapshot": SNAPSHOT, "force": FORCE, "dry_run": DRY})
 @one_line_errors
 def force_sync_code(c, snapshot=None, force=False, dry_run=False):
     """Nuke & pave: replace local app folders with the snapshot's (safe extraction), then collectstatic."""
-    mirroring.force_sync_code(project(c), snapshot=snapshot, force=force, dry_run=dry_run)
+    mirror.force_sync_code(project(c), snapshot=snapshot, force=force, dry_run=dry_run)
 
 
 @task
 @one_line_errors
 def localize_settings(c):
     """Patch every app's settings.py for local use (a managed block; running it twice changes nothing)."""
-    mirroring.localize_settings(project(c))
+    mirror.localize_settings(project(c))
 
 
 @task(help={"db": "only these database keys (comma-separated)", "snapshot": SNAPSHOT,
@@ -37,14 +38,14 @@ def localize_settings(c):
 @one_line_errors
 def restore_db(c, db=None, snapshot=None, force=False, dry_run=False):
     """Drop & create & restore local databases from a snapshot (atomic; local backed up first)."""
-    mirroring.restore_db(project(c), split_keys(db), snapshot=snapshot, force=force, dry_run=dry_run, echo=echo(c))
+    mirror.restore_db(project(c), split_keys(db), snapshot=snapshot, force=force, dry_run=dry_run, echo=echo(c))
 
 
 @task
 @one_line_errors
 def create_superuser(c):
     """Create or update the superuser in each app from DJANGO_SUPERUSER_USERNAME/EMAIL/PASSWORD (.env)."""
-    for app, what in mirroring.create_superuser(project(c)).items():
+    for app, what in mirror.create_superuser(project(c)).items():
         print(f"{app}: superuser {what}")
 
 
@@ -53,21 +54,21 @@ def create_superuser(c):
 @one_line_errors
 def fix_migrations(c, project_=None, app=None, migration=None):
     """Repair an inconsistent migration history: insert the missing django_migrations rows, then migrate --fake."""
-    mirroring.fix_migrations(project(c), project_, app, migration)
+    mirror.fix_migrations(project(c), project_, app, migration)
 
 
 @task
 @one_line_errors
 def checkpoint(c):
     """Tag the ops repo stable-mirror-YYYYMMDD with the newest snapshot's manifest."""
-    mirroring.checkpoint(project(c))
+    mirror.checkpoint(project(c))
 
 
 @task
 @one_line_errors
 def status(c):
     """Code parity (ghost, missing, changed files per app) and data parity, without changing anything."""
-    report = mirroring.status(project(c), echo=echo(c))
+    report = mirror.status(project(c), echo=echo(c))
     rows = []
     for path, diff in report["code"].items():
         for kind in ("ghost", "missing", "changed"):
@@ -83,3 +84,4 @@ def status(c):
 
 ns = Collection("mirror", production, force_sync_code, localize_settings, restore_db, create_superuser,
                 fix_migrations, checkpoint, status)
+ns.configure({"mirror": mirror_config.DEFAULTS})

@@ -1,6 +1,10 @@
-"""Stream bytes from a source process into sinks (a restore's stdin, a backup file) in constant memory.
+"""Move bytes from a source into sinks (a restore's stdin, a backup file, a safe extractor) in constant
+memory, and the one way a dump reaches a restore (`stream_into`).
 
-The pump hashes what passes (sha256) and reports progress; it never holds more than one chunk.
+Every end of a transfer has the same small interface (`End`): a source is read(), a sink is
+write()n; both check() (wait for the end of their work, raise if it failed) and kill() (stop now, a
+failure elsewhere). Processes (procs.py), files and the tar extractor (code.py) are all ends, so the
+code that moves bytes never asks what kind of end it holds.
 """
 
 import hashlib
@@ -8,7 +12,26 @@ import os
 import time
 from dataclasses import dataclass
 
-from .hosts import CHUNK
+from .errors import ProdmirrorError
+from .ui import Progress
+
+CHUNK = 1 << 20
+
+
+class End:
+    """One end of a transfer. Subclasses give read() (a source) or write() (a sink), or both."""
+
+    def read(self, n=CHUNK):
+        raise NotImplementedError(f"{type(self).__name__} is not a source")
+
+    def write(self, data):
+        raise NotImplementedError(f"{type(self).__name__} is not a sink")
+
+    def check(self):
+        """Wait for the end of this end's work; raise (one line) if it failed."""
+
+    def kill(self):
+        """Stop at once, because something else failed; never raises."""
 
 
 @dataclass
@@ -19,8 +42,8 @@ class Moved:
     broken_sink: bool = False  # a sink stopped reading (it died): its exit code tells why
 
 
-class FileSink:
-    """Write to `path` as `path.part`, fsync, and rename into place only on commit()."""
+class FileSink(End):
+    """Write to `path` as `path.part`; check() fsyncs and renames it into place, kill() removes it."""
 
     def __init__(self, path):
         self.path = path
@@ -32,22 +55,25 @@ class FileSink:
         while view:
             view = view[os.write(self._fd, view):]
 
-    def commit(self):
+    def check(self):
         os.fsync(self._fd)
         os.close(self._fd)
+        self._fd = None
         os.replace(self.part, self.path)
 
-    def abort(self):
-        try:
-            os.close(self._fd)
-        except OSError:
-            pass
+    def kill(self):
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
         if os.path.exists(self.part):
             os.unlink(self.part)
 
 
-class FileSource:
-    """A file read in chunks, shaped like a Proc's stdout so it can feed the pump."""
+class FileSource(End):
+    """A file read in chunks; check() and kill() close it."""
 
     def __init__(self, path):
         self._f = open(path, "rb", buffering=0)
@@ -55,8 +81,10 @@ class FileSource:
     def read(self, n=CHUNK):
         return self._f.read(n)
 
-    def close(self):
+    def check(self):
         self._f.close()
+
+    kill = close = check
 
 
 def pump(source, sinks, progress=None):
@@ -77,6 +105,33 @@ def pump(source, sinks, progress=None):
         if progress:
             progress.advance(len(chunk))
     return Moved(moved, digest.hexdigest(), time.monotonic() - started)
+
+
+def stream_into(source, restore, label):
+    """Pump `source` (an End) into `restore` (an engines.base.Restore) and commit it; return what moved.
+
+    A source that fails (killed dump, lost connection) or a restore that fails leaves the target as it
+    was: both ends are killed, the restore is aborted, and nothing is swapped in or committed.
+    """
+    sink = restore.begin()
+    try:
+        with Progress(label) as progress:
+            moved = pump(source, [sink], progress)
+        if moved.broken_sink:
+            source.kill()
+        source.check()
+        if not moved.broken_sink:
+            restore.finish()
+        sink.check()
+        if moved.broken_sink:
+            raise ProdmirrorError(f"{label}: the restore stopped reading before the end")
+        restore.commit()
+        return moved
+    except BaseException:
+        source.kill()
+        sink.kill()
+        restore.abort()
+        raise
 
 
 def sha256_file(path):

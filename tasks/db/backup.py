@@ -2,9 +2,9 @@
 
 from invoke import Collection, task
 
-from .. import backups, dbsync
+from ..actions import backup
 from ..cli import echo, one_line_errors, project, split_keys
-from ..ui import human_bytes, print_table
+from ..ui import print_table
 
 DB_HELP = "only these database keys (comma-separated); default: all"
 
@@ -13,24 +13,22 @@ DB_HELP = "only these database keys (comma-separated); default: all"
 @one_line_errors
 def local(c, db=None):
     """Back up the local databases now."""
-    dbsync.backup(project(c), "local", split_keys(db), echo=echo(c))
+    backup.backup(project(c), "local", split_keys(db), echo=echo(c))
 
 
 @task(help={"db": DB_HELP})
 @one_line_errors
 def production(c, db=None):
     """Back up the production databases now (streamed here; production is only read)."""
-    dbsync.backup(project(c), "production", split_keys(db), echo=echo(c))
+    backup.backup(project(c), "production", split_keys(db), echo=echo(c))
 
 
 @task(name="list")
 @one_line_errors
 def list_(c):
     """List backups: name, environment, database, size, age, verified."""
-    rows = [(b.name, b.env, key, entry["engine"], human_bytes(entry["size"]), backups.age(b.created),
-             "yes" if entry.get("verified") else "no")
-            for b in backups.list_backups(project(c)) for key, entry in b.databases.items()]
-    print_table("backups (newest first)", ["name", "env", "db", "engine", "size", "age", "verified"], rows)
+    print_table("backups (newest first)", ["name", "env", "db", "engine", "size", "age", "verified"],
+                backup.list_rows(project(c)))
 
 
 @task(help={"name": "backup name, as shown by db.backup.list", "db": DB_HELP,
@@ -38,7 +36,7 @@ def list_(c):
 @one_line_errors
 def restore_local(c, name, db=None, force=False, dry_run=False):
     """Restore local databases from a backup (local's current state is backed up first)."""
-    dbsync.restore_backup(project(c), name, "local", split_keys(db), force=force, dry_run=dry_run,
+    backup.restore_backup(project(c), name, "local", split_keys(db), force=force, dry_run=dry_run,
                           task="db.backup.restore-local", echo=echo(c))
 
 
@@ -47,7 +45,7 @@ def restore_local(c, name, db=None, force=False, dry_run=False):
 @one_line_errors
 def restore_production(c, name, db=None, force=False, dry_run=False):
     """Restore production from a backup (guarded like a push: confirmation, production backed up first)."""
-    dbsync.restore_backup(project(c), name, "production", split_keys(db), force=force, dry_run=dry_run,
+    backup.restore_backup(project(c), name, "production", split_keys(db), force=force, dry_run=dry_run,
                           task="db.backup.restore-production", echo=echo(c))
 
 

@@ -2,7 +2,8 @@
 
 from invoke import Collection, task
 
-from .. import dbsync, guard
+from .. import drift
+from ..actions import sync
 from ..cli import echo, one_line_errors, project, split_keys
 from ..ui import print_table
 
@@ -15,7 +16,7 @@ DRY_HELP = "print the plan and change nothing"
 @one_line_errors
 def from_production(c, db=None, force=False, dry_run=False):
     """Pull production databases into local (local is backed up first; swapped in atomically)."""
-    dbsync.copy(project(c), "production", "local", split_keys(db), force=force, dry_run=dry_run,
+    sync.copy(project(c), "production", "local", split_keys(db), force=force, dry_run=dry_run,
                 task="db.sync.from-production", echo=echo(c))
 
 
@@ -23,7 +24,7 @@ def from_production(c, db=None, force=False, dry_run=False):
 @one_line_errors
 def to_production(c, db=None, force=False, dry_run=False):
     """Push local databases to production (confirmation, drift guard, production backed up first)."""
-    dbsync.copy(project(c), "local", "production", split_keys(db), force=force, dry_run=dry_run,
+    sync.copy(project(c), "local", "production", split_keys(db), force=force, dry_run=dry_run,
                 task="db.sync.to-production", echo=echo(c))
 
 
@@ -35,7 +36,7 @@ ONE_DB_HELP = "database key holding it (needed when several are configured)"
 @one_line_errors
 def collection_from_production(c, name, db=None, force=False, dry_run=False):
     """Pull one table or collection from production into local (local's copy backed up first)."""
-    dbsync.copy_object(project(c), "production", "local", name, db, force=force, dry_run=dry_run,
+    sync.copy_object(project(c), "production", "local", name, db, force=force, dry_run=dry_run,
                        task="db.sync.collection-from-production", echo=echo(c))
 
 
@@ -43,7 +44,7 @@ def collection_from_production(c, name, db=None, force=False, dry_run=False):
 @one_line_errors
 def collection_to_production(c, name, db=None, force=False, dry_run=False):
     """Push one table or collection from local to production (guarded; production's copy backed up first)."""
-    dbsync.copy_object(project(c), "local", "production", name, db, force=force, dry_run=dry_run,
+    sync.copy_object(project(c), "local", "production", name, db, force=force, dry_run=dry_run,
                        task="db.sync.collection-to-production", echo=echo(c))
 
 
@@ -51,7 +52,7 @@ def collection_to_production(c, name, db=None, force=False, dry_run=False):
 @one_line_errors
 def status(c, db=None):
     """Compare production and local: per table, rows on both sides, equal or not, last sync, drift since."""
-    for entry in dbsync.status(project(c), "production", "local", split_keys(db), echo=echo(c)):
+    for entry in sync.status(project(c), "production", "local", split_keys(db), echo=echo(c)):
         src, dst, last = entry["source"] or {}, entry["target"] or {}, entry["last"]
         a_tables, b_tables = src.get("tables", {}), dst.get("tables", {})
         rows = []
@@ -71,7 +72,7 @@ def status(c, db=None):
         if seq_diff:
             print(f"sequences that differ: {', '.join(seq_diff)}")
         if entry["drift"]:
-            print(f"production changed since the last sync: {guard.describe_drift(entry['drift'])}")
+            print(f"production changed since the last sync: {drift.describe_drift(entry['drift'])}")
         elif entry["drift"] is not None:
             print("production unchanged since the last sync")
 

@@ -18,7 +18,10 @@ import functools
 from urllib.parse import urlsplit
 
 from ..errors import CommandError, ConfigError, HostError, ProdmirrorError, last_line
+from .base import Restore
 
+REQUIRED_KEYS = ("uri",)
+OBJECT_WORD = "collection"
 SUFFIX = ".archive"
 OBJECT_SUFFIX = ".archive"
 DUMP_TOOL = "mongodump"
@@ -181,11 +184,9 @@ def _drop_new(database, only=None):
             database.drop_collection(name)
 
 
-class AtomicRestore:
-    """mongorestore into `__pm_new` collections, then swap them in (see swap_in); abort drops them."""
-
-    def __init__(self, host, db, portable=True):
-        self.host, self.db = host, db
+class AtomicRestore(Restore):
+    """mongorestore into `__pm_new` collections, then swap them in (see swap_in); abort drops them.
+    MongoDB databases carry no owners or grants: `portable` and `keep_privileges` have nothing to do."""
 
     def begin(self):
         _drop_new(_database(self.db))  # leftovers of a killed run; the lock says no other run owns them
@@ -245,11 +246,12 @@ def dump_object(host, db, obj):
     return host.stream(dump_argv(db, collection=obj), env=tool_env(db))
 
 
-class ObjectReplace:
+class ObjectReplace(Restore):
     """mongorestore one collection into `<c>__pm_new`, then rename it over `<c>` (one atomic rename)."""
 
     def __init__(self, host, db, obj):
-        self.host, self.db, self.name = host, db, obj
+        super().__init__(host, db)
+        self.name = obj
 
     def begin(self):
         _drop_new(_database(self.db), only=self.name)
@@ -273,7 +275,7 @@ def explain_object_failure(exc, label):
     return f"{label} was left as it was: {last_line(getattr(exc, 'stderr', '') or str(exc))}"
 
 
-# --- after-sync password resets; no ownership or grants to carry -----------------------------------
+# --- after-sync password resets -------------------------------------------------------------------
 
 def reset_passwords(host, db, collection, match, field, users, hashed):
     """Set `field` to each user's hash in documents whose `match` field is that user; return those found."""
@@ -283,11 +285,3 @@ def reset_passwords(host, db, collection, match, field, users, hashed):
         if coll.update_one({match: user}, {"$set": {field: hashed[user]}}).matched_count:
             found.append(user)
     return found
-
-
-def privileges(host, db):
-    return []
-
-
-def apply_privileges(host, db, statements):
-    return 0

@@ -1,14 +1,17 @@
 """PostgreSQL: pg_dump/pg_restore/psql driven on whichever host the database's tools run on.
 
-The same functions exist in every engine module: preflight, dump, AtomicRestore, exists, fingerprint,
-tool_version. A database is reached with the configured user/host/port; the password (if any) travels
-in PGPASSWORD, never argv.
+This module satisfies the engine contract (engines/base.py); the clone functions at the end serve
+hotfix.*, which needs Postgres. A database is reached with the configured user/host/port; the
+password (if any) travels in PGPASSWORD, never argv.
 """
 
 import re
 
-from ..errors import CommandError, HostError, ProdmirrorError
+from ..errors import CommandError, HostError, ProdmirrorError, last_line
+from .base import Restore
 
+REQUIRED_KEYS = ("name", "user")
+OBJECT_WORD = "table"
 SUFFIX = ".pgdump"
 DUMP_TOOL = "pg_dump"
 MAGIC = b"PGDMP"
@@ -131,20 +134,25 @@ def _side_name(name, suffix):
     return name[: 63 - len(suffix)] + suffix
 
 
-class AtomicRestore:
+class AtomicRestore(Restore):
     """Restore into a temporary database, then swap it in for the real one in one transaction.
 
     begin() returns the pg_restore Proc to feed; commit() swaps (terminating sessions on the old
     database, as `DROP DATABASE … WITH (FORCE)` does); abort() drops the temporary database. Until
     commit() the target database is untouched, so a failed or interrupted restore loses nothing.
+    With `keep_privileges`, the target's owner and grant statements are read before the restore and
+    re-applied after the swap, for every object that still exists.
     """
 
-    def __init__(self, host, db, portable=True):
-        self.host, self.db, self.portable = host, db, portable
+    def __init__(self, host, db, *, portable=True, keep_privileges=False):
+        super().__init__(host, db, portable=portable, keep_privileges=keep_privileges)
         self.tmp = _side_name(db.name, "__pm_new")
         self.old = _side_name(db.name, "__pm_old")
+        self.kept = []
 
     def begin(self):
+        if self.keep_privileges and exists(self.host, self.db):
+            self.kept = privileges(self.host, self.db)
         tmp, old, owner = quote_ident(self.tmp), quote_ident(self.old), quote_ident(self.db.user)
         # Leftovers of a run that was killed: the lock guarantees no other run owns them.
         execute(self.host, self.db, f"DROP DATABASE IF EXISTS {tmp} WITH (FORCE);\n"
@@ -166,6 +174,12 @@ class AtomicRestore:
                 f"  ALTER DATABASE {tmp} RENAME TO {name};\n"
                 "END $$;\n"
                 f"DROP DATABASE IF EXISTS {old} WITH (FORCE);\n")
+        if self.kept:
+            from ..ui import say
+
+            failed = apply_privileges(self.host, self.db, self.kept)
+            say(f"{self.db.key}: re-applied {len(self.kept) - failed} of {len(self.kept)} owner/grant statements "
+                f"of {self.db.env}")
 
     def abort(self):
         try:
@@ -274,7 +288,7 @@ ORDER BY 1
 """
 
 
-class TableReplace:
+class TableReplace(Restore):
     """Replace one table's rows in a single transaction: the old rows stay until everything succeeded.
 
     Foreign keys from other tables to this one are dropped and re-added inside the transaction, so
@@ -284,7 +298,8 @@ class TableReplace:
     """
 
     def __init__(self, host, db, schema, table):
-        self.host, self.db, self.schema, self.table = host, db, schema, table
+        super().__init__(host, db)
+        self.schema, self.table = schema, table
         self.name = qualified(schema, table)
 
     def begin(self):
@@ -307,11 +322,8 @@ class TableReplace:
         """Called once the rows went in: re-enable, re-check foreign keys, commit."""
         self.proc.write(("\n" + "\n".join(self.epilogue) + "\n").encode())
 
-    def commit(self):
-        pass  # psql committed as the last statement; its exit code (checked by the caller) says whether
-
-    def abort(self):
-        pass  # psql exits on the first error without COMMIT: PostgreSQL rolls the transaction back
+    # commit(): psql committed as the last statement; its exit code (the sink's check) says whether.
+    # abort(): psql exits on the first error without COMMIT, so PostgreSQL rolls the transaction back.
 
 
 def explain_table_failure(exc, name):
@@ -325,8 +337,6 @@ def explain_table_failure(exc, name):
 
 
 def last_error(text):
-    from ..errors import last_line
-
     return last_line(text)
 
 

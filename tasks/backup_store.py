@@ -132,10 +132,10 @@ class BackupWriter:
             proc.check()
             if moved.broken_sink:
                 raise BackupError(f"{label}: writing {filename} failed")
-            sink.commit()
+            sink.check()
         except BaseException:
             proc.kill()
-            sink.abort()
+            sink.kill()
             raise
         if sha256_file(self.work / filename) != moved.sha256:
             raise BackupError(f"{label}: {filename} on disk does not match what was received")
@@ -153,12 +153,14 @@ class BackupWriter:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def take(project, hosts, env, dbs, reason):
-    """Given databases of one environment, back them all up into one new backup; return it."""
+def take(project, hosts, env, dbs, reason, objects=None):
+    """Given databases of one environment, back them all up into one new backup; return it.
+
+    `objects` ({db key: obj}) limits a database's backup to that one table or collection."""
     writer = BackupWriter(project, env, reason)
     try:
         for db in dbs:
-            writer.add(hosts.for_db(db), db)
+            writer.add(hosts.for_db(db), db, (objects or {}).get(db.key))
         return writer.commit()
     except BaseException:
         writer.abort()

@@ -1,10 +1,12 @@
 """Backups against real clusters: manifest, verification, retention, restore; and the version guard."""
 
+import dataclasses
 import json
 
 import pytest
 
-from tasks import backups, dbsync
+from tasks import backup_store
+from tasks.actions import backup, sync
 from tasks.engines import postgres
 from tasks.errors import BackupError, ProdmirrorError
 from tasks.hosts import Result
@@ -13,7 +15,7 @@ from tests.conftest import make_config, table_digests
 
 def test_backup_production_writes_verified_manifest(prod, local, sshd, dbname, project_for):
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
-    taken = dbsync.backup(project, "production")
+    taken = backup.backup(project, "production")
     entry = json.loads((taken.path / "manifest.json").read_text())["databases"]["app"]
     assert entry["engine"] == "postgres" and entry["database"] == dbname and entry["verified"] is True
     assert entry["tool"].startswith("pg_dump 1") and entry["size"] == (taken.path / "app.pgdump").stat().st_size
@@ -23,31 +25,31 @@ def test_backup_production_writes_verified_manifest(prod, local, sshd, dbname, p
 
 def test_retention_keeps_newest_and_never_the_one_just_taken(prod, local, sshd, dbname, project_for):
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target(), keep=2))
-    names = [dbsync.backup(project, "production").name for _ in range(3)]
-    assert [b.name for b in backups.list_backups(project)] == names[:0:-1]
-    project.backups_keep = 0
-    last = dbsync.backup(project, "production").name
-    assert [b.name for b in backups.list_backups(project)] == [last]
+    names = [backup.backup(project, "production").name for _ in range(3)]
+    assert [b.name for b in backup_store.list_backups(project)] == names[:0:-1]
+    project.backups = dataclasses.replace(project.backups, keep=0)
+    last = backup.backup(project, "production").name
+    assert [b.name for b in backup_store.list_backups(project)] == [last]
 
 
 def test_tampered_backup_is_refused_and_nothing_changes(prod, local, sshd, dbname, project_for):
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
-    dbsync.copy(project, "production", "local")
-    taken = dbsync.backup(project, "local")
+    sync.copy(project, "production", "local")
+    taken = backup.backup(project, "local")
     with open(taken.path / "app.pgdump", "r+b") as f:
         f.seek(100)
         f.write(b"XXXX")
     local.psql("UPDATE users SET name = 'changed' WHERE id = 1", db=dbname)
     before = table_digests(local, dbname)
     with pytest.raises(BackupError, match="does not match its manifest"):
-        dbsync.restore_backup(project, taken.name, "local")
+        backup.restore_backup(project, taken.name, "local")
     assert table_digests(local, dbname) == before
 
 
 @pytest.mark.parametrize("name", ["../etc", "a/b", ".hidden", "", "x/../../y"])
 def test_bad_backup_names_are_rejected(name, tmp_path):
     with pytest.raises(BackupError, match="invalid backup name"):
-        backups.check_name(name)
+        backup_store.check_name(name)
 
 
 class FakeHost:

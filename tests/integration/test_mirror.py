@@ -9,8 +9,10 @@ import tarfile
 
 import pytest
 
-from tasks import backups, code, config, guard, mirroring
+from tasks import audit, backup_store, code, config
+from tasks.actions import mirror
 from tasks.errors import GuardError, ProdmirrorError
+from tasks.transfer import sha256_file
 from tasks.ui import Progress
 from tests import django_site
 from tests.conftest import pg_db, table_digests
@@ -64,7 +66,7 @@ def local_sums(project):
 
 
 def test_mirror_production_end_to_end(project, site, prod, local):
-    rec = mirroring.production(project)
+    rec = mirror.production(project)
 
     settings = "gamit_app/gamit_core/settings.py"
     mine, theirs = local_sums(project), prod_sums(site)
@@ -85,68 +87,68 @@ def test_mirror_production_end_to_end(project, site, prod, local):
     assert out == "True ['*'] True"
     assert (project.root / "code" / "gamit_app" / "staticfiles" / "inventory" / "site.css").exists()
     # the snapshot: complete, verified, its files match the manifest
-    snap = backups.get(project, rec["snapshot"], project.mirror.snapshots)
+    snap = backup_store.get(project, rec["snapshot"], project.mirror.snapshots)
     assert snap.manifest["code"]["paths"] == ["gamit_app"] and snap.verify("gamit")
-    assert backups.sha256_file(snap.path / "code.tar") == snap.manifest["code"]["sha256"]
-    assert guard.read_audit(project.state_dir)[-1]["result"] == "ok"
+    assert sha256_file(snap.path / "code.tar") == snap.manifest["code"]["sha256"]
+    assert audit.read(project.state_dir)[-1]["result"] == "ok"
 
 
 def test_status_reports_ghost_then_force_sync_removes_it(project, site):
-    mirroring.production(project)
+    mirror.production(project)
     ghost = project.root / "code" / "gamit_app" / "inventory" / "ghost.py"
     ghost.write_text("# left over from an old deploy\n")
     (project.root / "code" / "gamit_app" / "inventory" / "models.py").write_text("# edited locally\n")
     os.remove(project.root / "code" / "gamit_app" / "inventory" / "static" / "inventory" / "site.css")
 
-    report = mirroring.status(project)["code"]["gamit_app"]
+    report = mirror.status(project)["code"]["gamit_app"]
     assert report["ghost"] == ["gamit_app/inventory/ghost.py"]
     assert report["missing"] == ["gamit_app/inventory/static/inventory/site.css"]
     assert "gamit_app/inventory/models.py" in report["changed"]
 
-    mirroring.force_sync_code(project)
+    mirror.force_sync_code(project)
     assert not ghost.exists()
-    after = mirroring.status(project)
+    after = mirror.status(project)
     assert after["code"]["gamit_app"] == {"ghost": [], "missing": [], "changed": ["gamit_app/gamit_core/settings.py"]}
     assert after["data"] == {"gamit": "matches the snapshot"}
 
 
 def test_localize_is_idempotent_and_restored_after_code_sync(project):
-    mirroring.production(project, download_only=True)
-    mirroring.force_sync_code(project)
+    mirror.production(project, download_only=True)
+    mirror.force_sync_code(project)
     settings = project.root / "code" / "gamit_app" / "gamit_core" / "settings.py"
     first = settings.read_text()
-    assert mirroring.localize_settings(project) == {"gamit": False}
+    assert mirror.localize_settings(project) == {"gamit": False}
     assert settings.read_text() == first and first.count("prodmirror localize") == 2
 
 
 def test_download_only_stores_a_snapshot_and_touches_nothing_local(project, local):
-    rec = mirroring.production(project, download_only=True)
+    rec = mirror.production(project, download_only=True)
     assert not (project.root / "code" / "gamit_app").exists()
     assert local.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB}'").strip() == ""
     assert (project.mirror.snapshots / rec["snapshot"] / "gamit.pgdump").exists()
 
 
 def test_fix_migrations_detects_and_repairs_missing_row(project, local):
-    mirroring.production(project)
-    assert mirroring.fix_migrations(project) == {"gamit": []}  # consistent: left alone
+    mirror.production(project)
+    assert mirror.fix_migrations(project) == {"gamit": []}  # consistent: left alone
     local.psql("DELETE FROM django_migrations WHERE app = 'inventory' AND name = '0001_initial'", db=DB)
     broken = manage(project, "migrate", "--check", check=False)
     assert broken.returncode != 0 and "InconsistentMigrationHistory" in broken.stderr
 
-    assert mirroring.fix_migrations(project) == {"gamit": [("inventory", "0001_initial")]}
+    assert mirror.fix_migrations(project) == {"gamit": [("inventory", "0001_initial")]}
     assert manage(project, "migrate", "--check", check=False).returncode == 0
 
 
 def test_restore_db_from_snapshot(project, local, prod):
-    mirroring.production(project)
+    mirror.production(project)
     local.psql("DELETE FROM inventory_item", db=DB)
-    rec = mirroring.restore_db(project)
+    rec = mirror.restore_db(project)
     assert local.psql("SELECT count(*) FROM inventory_item", db=DB).strip() == "25"
     assert rec["backup"].startswith("local_")
 
 
 def test_force_sync_refuses_uncommitted_git_changes(project):
-    mirroring.production(project)
+    mirror.production(project)
     app = project.root / "code" / "gamit_app"
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-C", str(app)]
     subprocess.run(git + ["init", "-q"], check=True)
@@ -154,9 +156,9 @@ def test_force_sync_refuses_uncommitted_git_changes(project):
     subprocess.run(git + ["commit", "-qm", "local"], check=True)
     (app / "inventory" / "views.py").write_text("# work in progress\n")
     with pytest.raises(GuardError, match=r"uncommitted changes would be lost: gamit_app: inventory/views.py"):
-        mirroring.force_sync_code(project)
+        mirror.force_sync_code(project)
     assert (app / "inventory" / "views.py").read_text() == "# work in progress\n"
-    mirroring.force_sync_code(project, force=True)
+    mirror.force_sync_code(project, force=True)
     assert "work in progress" not in (app / "inventory" / "views.py").read_text()
 
 
@@ -177,7 +179,7 @@ def _fake_snapshot(project, members):
     (folder / "code.tar").write_bytes(buf.getvalue())
     manifest = {"name": name, "env": "production", "created": "2026-01-01T00:00:00+00:00", "databases": {},
                 "code": {"file": "code.tar", "size": len(buf.getvalue()), "paths": ["gamit_app"],
-                         "sha256": backups.sha256_file(folder / "code.tar")}}
+                         "sha256": sha256_file(folder / "code.tar")}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return name
 
@@ -192,7 +194,7 @@ def test_unsafe_snapshot_is_refused_and_nothing_extracted(project, members):
     (project.root / "code" / "gamit_app" / "mine.txt").write_text("local")
     name = _fake_snapshot(project, members)
     with pytest.raises(code.UnsafeArchive, match="nothing was extracted"):
-        mirroring.force_sync_code(project, snapshot=name)
+        mirror.force_sync_code(project, snapshot=name)
     assert sorted(os.listdir(project.root / "code")) == ["gamit_app"]
     assert os.listdir(project.root / "code" / "gamit_app") == ["mine.txt"]
     assert not os.path.exists("/tmp/prodmirror-evil") and not (project.root / "evil").exists()
@@ -203,7 +205,7 @@ def test_connection_lost_mid_mirror_leaves_no_complete_snapshot(project, site, s
     with open(big, "wb") as f:
         f.write(os.urandom(60_000_000))
     os.chmod(big, 0o644)
-    before = [b.name for b in backups.list_backups(project, project.mirror.snapshots)]
+    before = [b.name for b in backup_store.list_backups(project, project.mirror.snapshots)]
     real_advance, killed = Progress.advance, []
 
     def drop_connection(self, n):
@@ -217,23 +219,23 @@ def test_connection_lost_mid_mirror_leaves_no_complete_snapshot(project, site, s
     mocker.patch.object(Progress, "advance", drop_connection)
     try:
         with pytest.raises(ProdmirrorError, match="tar failed"):
-            mirroring.production(project)
+            mirror.production(project)
     finally:
         os.remove(big)
     assert killed
-    assert [b.name for b in backups.list_backups(project, project.mirror.snapshots)] == before
+    assert [b.name for b in backup_store.list_backups(project, project.mirror.snapshots)] == before
     assert not list(project.mirror.snapshots.glob(".partial-*"))
     assert not (project.root / "code" / "gamit_app").exists()
     assert not [p for p in (project.root / "code").iterdir()]  # no staging left behind
-    assert guard.read_audit(project.state_dir)[-1]["result"] == "failed"
+    assert audit.read(project.state_dir)[-1]["result"] == "failed"
 
 
 def test_checkpoint_tags_the_ops_repo(project):
     subprocess.run(["git", "-C", str(project.root), "init", "-q"], check=True)
     subprocess.run(["git", "-C", str(project.root), "-c", "user.name=t", "-c", "user.email=t@example.com",
                     "commit", "-q", "--allow-empty", "-m", "ops repo"], check=True)
-    rec = mirroring.production(project, download_only=True)
-    first, second = mirroring.checkpoint(project), mirroring.checkpoint(project)
+    rec = mirror.production(project, download_only=True)
+    first, second = mirror.checkpoint(project), mirror.checkpoint(project)
     assert first.startswith("stable-mirror-2") and second == f"{first}-2"
     message = subprocess.run(["git", "-C", str(project.root), "tag", "-l", "--format=%(contents)", first],
                              capture_output=True, text=True).stdout
@@ -260,11 +262,11 @@ def test_manage_py_runs_in_a_local_app_container(project, local, container_pg):
     try:
         app = dataclasses.replace(project.mirror.apps[0], container=name, workdir="/app/gamit_app")
         project.mirror = dataclasses.replace(project.mirror, apps=(app,))
-        mirroring.production(project)  # localize on disk; superuser and collectstatic inside the container
+        mirror.production(project)  # localize on disk; superuser and collectstatic inside the container
         out = manage(project, "shell", "-c", "from django.contrib.auth import authenticate;"
                      f"print(authenticate(username='opsadmin', password='{CREDS['DJANGO_SUPERUSER_PASSWORD']}') is not None)")
         assert out.stdout.strip().splitlines()[-1] == "True"
         assert (code_root / "gamit_app" / "staticfiles" / "inventory" / "site.css").exists()
-        assert mirroring.create_superuser(project) == {"gamit": "updated"}
+        assert mirror.create_superuser(project) == {"gamit": "updated"}
     finally:
         testbed_docker.remove(client, name)

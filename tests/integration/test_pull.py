@@ -6,8 +6,9 @@ import subprocess
 
 import pytest
 
-from tasks import dbsync, guard
-from tasks.errors import CommandError, HostError
+from tasks import audit, guard
+from tasks.actions import backup, sync
+from tasks.errors import CommandError, GuardError, HostError
 from tasks.ui import Progress
 from tests.conftest import db_exists, make_config, pg_db, sequences, table_digests
 
@@ -15,7 +16,7 @@ from tests.conftest import db_exists, make_config, pg_db, sequences, table_diges
 def test_pull_over_ssh_copies_schema_data_and_sequences(prod, local, sshd, dbname, project_for):
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
 
-    rec = dbsync.copy(project, "production", "local", force=True, task="db.sync.from-production")
+    rec = sync.copy(project, "production", "local", force=True, task="db.sync.from-production")
 
     assert rec["result"] is None or rec["backup"] is None  # nothing existed locally: nothing to back up
     assert table_digests(local, dbname) == table_digests(prod, dbname)
@@ -28,8 +29,8 @@ def test_pull_over_ssh_copies_schema_data_and_sequences(prod, local, sshd, dbnam
     assert local.psql("SELECT 'happy'::mood", db=dbname).strip() == "happy"
     # Owned by app_owner in production, a role local does not have: restored as the local user.
     assert local.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'invoices'", db=dbname).strip() == "spmo_admin"
-    audit = guard.read_audit(project.state_dir)[-1]
-    assert (audit["task"], audit["result"], audit["direction"]) == ("db.sync.from-production", "ok", "production -> local")
+    last = audit.read(project.state_dir)[-1]
+    assert (last["task"], last["result"], last["direction"]) == ("db.sync.from-production", "ok", "production -> local")
 
 
 def test_pull_into_container_backs_up_and_replaces(prod, local, sshd, container_pg, dbname, project_for):
@@ -41,14 +42,14 @@ def test_pull_into_container_backs_up_and_replaces(prod, local, sshd, container_
     local_db = pg_db(container_pg, dbname, container=CONTAINER)
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target(), local_db=local_db))
     try:
-        rec = dbsync.copy(project, "production", "local", task="db.sync.from-production")
+        rec = sync.copy(project, "production", "local", task="db.sync.from-production")
 
         assert table_digests(container_pg, dbname) == table_digests(prod, dbname)
         assert sequences(container_pg, dbname) == sequences(prod, dbname)
         manifest = json.loads((project.backups_dir / rec["backup"] / "manifest.json").read_text())
         assert manifest["env"] == "local" and manifest["databases"]["app"]["verified"] is True
         # The backup holds the old local data: restoring it brings old_data back.
-        dbsync.restore_backup(project, rec["backup"], "local", task="db.backup.restore-local")
+        backup.restore_backup(project, rec["backup"], "local", task="db.backup.restore-local")
         assert container_pg.psql("SELECT x FROM old_data", db=dbname).strip() == "42"
     finally:
         container_pg.psql(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
@@ -59,11 +60,11 @@ def test_pull_dry_run_changes_nothing(prod, local, sshd, dbname, project_for):
     local.psql("CREATE TABLE keep (x int); INSERT INTO keep VALUES (7);", db=dbname, user="spmo_admin")
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
 
-    assert dbsync.copy(project, "production", "local", dry_run=True) is None
+    assert sync.copy(project, "production", "local", dry_run=True) is None
 
     assert local.psql("SELECT x FROM keep", db=dbname).strip() == "7"
     assert not project.backups_dir.exists()
-    assert guard.read_audit(project.state_dir)[-1]["result"] == "dry-run"
+    assert audit.read(project.state_dir)[-1]["result"] == "dry-run"
 
 
 def test_pull_with_dump_killed_midway_leaves_local_untouched(prod, local, sshd, dbname, project_for, mocker):
@@ -88,13 +89,13 @@ def test_pull_with_dump_killed_midway_leaves_local_untouched(prod, local, sshd, 
     mocker.patch.object(Progress, "advance", kill_remote_dump)
 
     with pytest.raises(CommandError, match="pg_dump failed"):
-        dbsync.copy(project, "production", "local", task="db.sync.from-production")
+        sync.copy(project, "production", "local", task="db.sync.from-production")
 
     assert killed, "the test did not find the remote pg_dump to kill"
     assert table_digests(local, dbname) == before
     assert not db_exists(local, dbname[:55] + "__pm_new")
     assert not list((project.state_dir / "locks").glob("*.lock"))
-    last = guard.read_audit(project.state_dir)[-1]
+    last = audit.read(project.state_dir)[-1]
     assert last["result"] == "failed" and "pg_dump" in last["error"] and last["backup"]
 
 
@@ -102,12 +103,12 @@ def test_pull_refuses_protected_target_without_terminal(prod, local, sshd, dbnam
     monkeypatch.delenv("FORCE", raising=False)
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target(), local_protected=True))
 
-    with pytest.raises(guard.GuardError, match="no terminal"):
-        dbsync.copy(project, "production", "local")
+    with pytest.raises(GuardError, match="no terminal"):
+        sync.copy(project, "production", "local")
     assert not db_exists(local, dbname)
 
     monkeypatch.setenv("FORCE", "true")
-    dbsync.copy(project, "production", "local")
+    sync.copy(project, "production", "local")
     assert db_exists(local, dbname)
 
 
@@ -117,6 +118,6 @@ def test_pull_reports_unreachable_ssh_host(prod, local, dbname, project_for):
     target = {"host": "127.0.0.1", "port": free_port(), "user": "nobody"}
     project = project_for(make_config(prod, local, dbname, ssh=target))
     with pytest.raises(HostError, match="cannot connect: connection refused"):
-        dbsync.copy(project, "production", "local")
-    assert guard.read_audit(project.state_dir)[-1]["result"] == "failed"
+        sync.copy(project, "production", "local")
+    assert audit.read(project.state_dir)[-1]["result"] == "failed"
     assert not db_exists(local, dbname)

@@ -81,16 +81,3 @@ def test_lock_being_written_is_busy_and_a_torn_old_one_is_stale(tmp_path):
     os.utime(path, (old, old))  # the same torn file a minute later: its writer died
     guard.Lock(tmp_path, "local", "t").acquire().release()
     assert not path.exists()
-
-
-def test_operation_audits_failure_and_releases_locks(tmp_path):
-    class P:
-        state_dir = tmp_path
-
-    with pytest.raises(GuardError):
-        with guard.operation(P, "db.sync.from-production", ["local", "production"], direction="production -> local"):
-            assert (tmp_path / "locks" / "local.lock").exists()
-            raise GuardError("drift")
-    assert not list((tmp_path / "locks").glob("*.lock"))
-    record = guard.read_audit(tmp_path)[-1]
-    assert record["result"] == "refused" and record["error"] == "drift" and record["user"]

@@ -1,5 +1,5 @@
-"""The library behind mirror.* (seed 000): production → local mirror of Django apps, their code and
-media, and their databases, kept as timestamped snapshots.
+"""mirror.* (seed 000): production → local mirror of Django apps, their code and media, and their
+databases, kept as timestamped snapshots.
 
 A snapshot (`mirror.snapshots/production_<YYYYmmdd_HHMMSS>/`) holds `code.tar`, one dump per
 database and a manifest (sha256 of each, sizes, source, time); it is the backup store's format, so
@@ -11,13 +11,14 @@ import json
 import subprocess
 from datetime import datetime, timezone
 
-from . import backups, code, django, guard
-from .dbsync import check_containers, restore_into
-from .engines import engine_for
-from .errors import ConfigError, GuardError, ProdmirrorError
-from .hosts import Hosts
-from .transfer import FileSource, pump
-from .ui import Progress, human_bytes, print_plan, say
+from .. import audit, backup_store, code, django_apps, guard
+from ..engines import engine_for
+from ..errors import ConfigError, GuardError, ProdmirrorError
+from ..hosts import check_containers
+from ..transfer import End, FileSource, pump
+from ..ui import Progress, human_bytes, say
+from .backup import restore_into
+from .run import Run
 
 
 def _code(project):
@@ -33,8 +34,8 @@ def _code(project):
 def _snapshot(project, name=None):
     """Return the named snapshot, or the newest complete one. Raise ProdmirrorError if there is none."""
     if name:
-        return backups.get(project, name, project.mirror.snapshots)
-    found = backups.list_backups(project, project.mirror.snapshots)
+        return backup_store.get(project, name, project.mirror.snapshots)
+    found = backup_store.list_backups(project, project.mirror.snapshots)
     if not found:
         raise ProdmirrorError(f"no snapshot in {project.mirror.snapshots}: run `inv mirror.production` first")
     return found[0]
@@ -59,7 +60,7 @@ def check_clean(root, paths, force):
         raise GuardError(f"uncommitted changes would be lost: {shown}; commit or stash them, or pass --force")
 
 
-class _GuardOnly:
+class _GuardOnly(End):
     """A sink that only validates the archive (for --download-only: an unsafe snapshot is refused at once)."""
 
     def __init__(self, paths):
@@ -73,12 +74,12 @@ def _after_code(project, root, credentials=None):
     """Localize settings, create the superuser (when credentials are given), collectstatic, for every app."""
     for app in project.mirror.apps:
         settings = root / app.path / app.settings
-        changed = django.localize(settings, project.mirror.localize)
+        changed = django_apps.localize(settings, project.mirror.localize)
         say(f"{app.name}: settings {'localized' if changed else 'already localized'} ({settings})")
         if credentials:
             say(f"{app.name}: superuser {credentials['DJANGO_SUPERUSER_USERNAME']} "
-                f"{django.create_superuser(app, root, credentials)}")
-        django.manage(app, root, "collectstatic", "--noinput", "--verbosity", "0")
+                f"{django_apps.create_superuser(app, root, credentials)}")
+        django_apps.manage(app, root, "collectstatic", "--noinput", "--verbosity", "0")
         say(f"{app.name}: collectstatic done")
 
 
@@ -92,7 +93,7 @@ def production(project, download_only=False, force=False, dry_run=False, echo=Fa
     creds = None
     if not download_only and project.mirror.apps:
         try:
-            creds = django.superuser_credentials(project.variables)
+            creds = django_apps.superuser_credentials(project.variables)
         except ConfigError as exc:
             say(f"note: the superuser will not be created: {exc}")
     project.check("environments.production.ssh", *[db.path for db in dbs],
@@ -108,60 +109,53 @@ def production(project, download_only=False, force=False, dry_run=False, echo=Fa
                   *[f"back up local {db.key}, then restore it from the snapshot atomically" for db in restore],
                   *[f"{app.name}: localize settings, {'create the superuser, ' if creds else ''}collectstatic"
                     for app in project.mirror.apps]]
-    record = {"task": "mirror.production", "direction": "production -> local"}
-    print_plan("mirror.production", steps, dry_run)
-    if dry_run:
-        guard.audit(project.state_dir, {**record, "result": "dry-run"})
-        return None
-    if not download_only:
-        check_clean(root, prod_code["paths"], force)
-    hosts = Hosts(project, echo)
-    try:
-        with guard.operation(project, "mirror.production", ["production", "local"],
-                             direction=record["direction"]) as rec:
-            host = hosts.for_env(prod_env)
+    with Run(project, "mirror.production", ["production", "local"], dry_run=dry_run, echo=echo,
+             direction="production -> local") as run:
+        if not run.proceed("mirror.production", steps):
+            return None
+        if not download_only:
+            check_clean(root, prod_code["paths"], force)
+        rec, hosts = run.record, run.hosts
+        host = hosts.for_env(prod_env)
+        for db in dbs:
+            check_containers(hosts.for_db(db))
+        writer = backup_store.BackupWriter(project, "production", "mirror.production",
+                                           folder=project.mirror.snapshots, keep=project.mirror.keep)
+        extract = None
+        try:
+            extract = None if download_only else code.GuardedExtract(root, prod_code["paths"])
+            proc = host.stream(code.archive_argv(prod_code))
+            entry = writer.add_stream("code.tar", proc, "production/code",
+                                      also=[extract or _GuardOnly(prod_code["paths"])])
+            if extract:
+                extract.check()
+            writer.manifest["code"] = {**entry, "root": prod_code["root"], "paths": prod_code["paths"],
+                                       "exclude": prod_code.get("exclude", []), "source": str(prod_env.ssh or "local")}
             for db in dbs:
-                check_containers(hosts.for_db(db))
-            writer = backups.BackupWriter(project, "production", "mirror.production",
-                                          folder=project.mirror.snapshots, keep=project.mirror.keep)
-            extract = None
-            try:
-                extract = None if download_only else code.GuardedExtract(root, prod_code["paths"])
-                proc = host.stream(code.archive_argv(prod_code))
-                entry = writer.add_stream("code.tar", proc, "production/code",
-                                          also=[extract or _GuardOnly(prod_code["paths"])])
-                if extract:
-                    extract.finish()
-                writer.manifest["code"] = {**entry, "root": prod_code["root"], "paths": prod_code["paths"],
-                                           "exclude": prod_code.get("exclude", []), "source": str(prod_env.ssh or "local")}
-                for db in dbs:
-                    writer.add(hosts.for_db(db), db)
-                snapshot = writer.commit()
-            except BaseException:
-                writer.abort()
-                if extract:
-                    extract.discard()
-                raise
-            rec["snapshot"] = snapshot.name
-            say(f"snapshot {snapshot.name} complete: code {human_bytes(entry['size'])}, "
-                f"{len(dbs)} database(s)")
-            if download_only:
-                return rec
-            extract.swap_in()
-            say(f"code replaced under {root}")
-            if restore:
-                restore_into(project, hosts, snapshot, "local", [local_env.database(db.key) for db in restore],
-                             "mirror.production", rec, force=force,
-                             paths={db.key: snapshot.file(db.key) for db in restore})  # verified as written
-            _after_code(project, root, creds)
-            # fingerprinted after the mirror's own steps (the superuser row is part of the mirrored state)
-            _record_restored(project, hosts, snapshot, [local_env.database(db.key) for db in restore])
-            say(f"mirror.production: done: snapshot {snapshot.name}; code {', '.join(prod_code['paths'])}; "
-                f"databases {', '.join(db.key for db in restore) or 'none'}"
-                + (f"; previous local data in backup {rec['backup']}" if rec.get("backup") else ""))
+                writer.add(hosts.for_db(db), db)
+            snapshot = writer.commit()
+        except BaseException:
+            writer.abort()
+            if extract:
+                extract.discard()
+            raise
+        rec["snapshot"] = snapshot.name
+        say(f"snapshot {snapshot.name} complete: code {human_bytes(entry['size'])}, "
+            f"{len(dbs)} database(s)")
+        if download_only:
             return rec
-    finally:
-        hosts.close()
+        extract.swap_in()
+        say(f"code replaced under {root}")
+        if restore:
+            restore_into(run, snapshot, "local", [local_env.database(db.key) for db in restore], force=force,
+                         paths={db.key: snapshot.file(db.key) for db in restore})  # verified as written
+        _after_code(project, root, creds)
+        # fingerprinted after the mirror's own steps (the superuser row is part of the mirrored state)
+        _record_restored(project, hosts, snapshot, [local_env.database(db.key) for db in restore])
+        say(f"mirror.production: done: snapshot {snapshot.name}; code {', '.join(prod_code['paths'])}; "
+            f"databases {', '.join(db.key for db in restore) or 'none'}"
+            + (f"; previous local data in backup {rec['backup']}" if rec.get("backup") else ""))
+        return rec
 
 
 def _record_restored(project, hosts, snapshot, dbs):
@@ -169,7 +163,7 @@ def _record_restored(project, hosts, snapshot, dbs):
     restored = snapshot.manifest.setdefault("restored", {})
     for db in dbs:
         restored[db.key] = engine_for(db).fingerprint(hosts.for_db(db), db)
-    backups.save_manifest(snapshot)
+    backup_store.save_manifest(snapshot)
 
 
 def force_sync_code(project, snapshot=None, force=False, dry_run=False):
@@ -179,21 +173,20 @@ def force_sync_code(project, snapshot=None, force=False, dry_run=False):
     if "code" not in snap.manifest:
         raise ProdmirrorError(f"snapshot {snap.name} holds no code archive")
     paths = snap.manifest["code"]["paths"]
-    print_plan("mirror.force-sync-code", [
-        f"verify {snap.name}/code.tar (sha256)", f"delete local {', '.join(paths)} under {root}",
-        "extract the snapshot's folders safely (no absolute paths, no '..', no links out of the tree)",
-        *[f"{app.name}: localize settings, collectstatic" for app in project.mirror.apps]], dry_run)
-    if dry_run:
-        return None
-    check_clean(root, paths, force)
-    archive = snap.verify_entry(snap.manifest["code"])
-    with guard.operation(project, "mirror.force-sync-code", ["local"], snapshot=snap.name) as rec:
+    steps = [f"verify {snap.name}/code.tar (sha256)", f"delete local {', '.join(paths)} under {root}",
+             "extract the snapshot's folders safely (no absolute paths, no '..', no links out of the tree)",
+             *[f"{app.name}: localize settings, collectstatic" for app in project.mirror.apps]]
+    with Run(project, "mirror.force-sync-code", ["local"], dry_run=dry_run, snapshot=snap.name) as run:
+        if not run.proceed("mirror.force-sync-code", steps):
+            return None
+        check_clean(root, paths, force)
+        archive = snap.verify_entry(snap.manifest["code"])
         extract = code.GuardedExtract(root, paths)
         source = FileSource(archive)
         try:
             with Progress(f"code from {snap.name}") as progress:
                 pump(source, [extract], progress)
-            extract.finish()
+            extract.check()
             extract.swap_in()
         except BaseException:
             extract.discard()
@@ -202,7 +195,7 @@ def force_sync_code(project, snapshot=None, force=False, dry_run=False):
             source.close()
         say(f"code replaced under {root} from {snap.name}")
         _after_code(project, root)
-        return rec
+        return run.record
 
 
 def localize_settings(project):
@@ -213,7 +206,7 @@ def localize_settings(project):
     changed = {}
     for app in project.mirror.apps:
         path = root / app.path / app.settings
-        changed[app.name] = django.localize(path, project.mirror.localize)
+        changed[app.name] = django_apps.localize(path, project.mirror.localize)
         say(f"{app.name}: {'localized' if changed[app.name] else 'unchanged (already localized)'}: {path}")
     return changed
 
@@ -230,29 +223,24 @@ def restore_db(project, keys=None, snapshot=None, force=False, dry_run=False, ec
         raise ProdmirrorError(f"snapshot {snap.name} holds no database that local also configures")
     dbs = [local_env.database(k) for k in chosen]
     project.check(*[db.path for db in dbs])
-    print_plan(f"mirror.restore-db from {snap.name}", [
-        "lock local", f"back up local: {', '.join(chosen)} (those that exist)",
-        *[f"{k}: restore into a new database, terminate sessions on {db.name}, swap it in" for k, db in zip(chosen, dbs)]],
-        dry_run)
-    if dry_run:
-        return None
-    hosts = Hosts(project, echo)
-    try:
-        with guard.operation(project, "mirror.restore-db", ["local"], snapshot=snap.name, databases=chosen) as rec:
-            restore_into(project, hosts, snap, "local", dbs, "mirror.restore-db", rec, force=force)
-            _record_restored(project, hosts, snap, dbs)
-            return rec
-    finally:
-        hosts.close()
+    steps = ["lock local", f"back up local: {', '.join(chosen)} (those that exist)",
+             *[f"{k}: restore into a new database, terminate sessions on {db.name}, swap it in" for k, db in zip(chosen, dbs)]]
+    with Run(project, "mirror.restore-db", ["local"], dry_run=dry_run, echo=echo, snapshot=snap.name,
+             databases=chosen) as run:
+        if not run.proceed(f"mirror.restore-db from {snap.name}", steps):
+            return None
+        restore_into(run, snap, "local", dbs, force=force)
+        _record_restored(project, run.hosts, snap, dbs)
+        return run.record
 
 
 def create_superuser(project):
     """Create or update the superuser in every app from DJANGO_SUPERUSER_* (environment or .env)."""
     _, root = _code(project)
-    credentials = django.superuser_credentials(project.variables)
+    credentials = django_apps.superuser_credentials(project.variables)
     if not project.mirror.apps:
         raise ConfigError("mirror.django: no Django app is configured")
-    return {app.name: django.create_superuser(app, root, credentials) for app in project.mirror.apps}
+    return {app.name: django_apps.create_superuser(app, root, credentials) for app in project.mirror.apps}
 
 
 def fix_migrations(project, app_name=None, label=None, migration=None):
@@ -268,20 +256,20 @@ def fix_migrations(project, app_name=None, label=None, migration=None):
         raise ProdmirrorError("give --app and --migration together (the django_migrations row to insert)")
     done = {}
     for app in apps:
-        gaps = django.migration_gaps(app, root)
+        gaps = django_apps.migration_gaps(app, root)
         insert = [(label, migration)] if label else gaps
         if not insert:
             say(f"{app.name}: migration history is consistent; nothing changed")
             done[app.name] = []
             continue
         say(f"{app.name}: missing django_migrations rows: {', '.join(f'{a}.{n}' for a, n in insert)}")
-        django.migration_gaps(app, root, insert=insert)
-        left = django.migration_gaps(app, root)
+        django_apps.migration_gaps(app, root, insert=insert)
+        left = django_apps.migration_gaps(app, root)
         if left:
             raise ProdmirrorError(f"{app.name}: still inconsistent after inserting rows: missing "
                                   f"{', '.join(f'{a}.{n}' for a, n in left)}")
         for app_label in sorted({a for a, _ in insert}):
-            django.manage(app, root, "migrate", "--fake", app_label, "--verbosity", "0")
+            django_apps.manage(app, root, "migrate", "--fake", app_label, "--verbosity", "0")
         say(f"{app.name}: inserted {len(insert)} row(s); `migrate --fake` done for {', '.join(sorted({a for a, _ in insert}))}")
         done[app.name] = insert
     return done
@@ -306,7 +294,7 @@ def checkpoint(project):
                          input=message, capture_output=True, text=True)
     if res.returncode != 0:
         raise ProdmirrorError(f"git tag {tag} failed: {res.stderr.strip()}")
-    guard.audit(project.state_dir, {"task": "mirror.checkpoint", "result": "ok", "tag": tag, "snapshot": snap.name})
+    audit.write(project.state_dir, {"task": "mirror.checkpoint", "result": "ok", "tag": tag, "snapshot": snap.name})
     say(f"checkpoint {tag}: snapshot {snap.name}")
     return tag
 
@@ -314,26 +302,23 @@ def checkpoint(project):
 def status(project, echo=False):
     """Return {'code': {path: parity}, 'data': {key: verdict}, 'snapshot': name} without changing anything."""
     prod_code, root = _code(project)
-    hosts = Hosts(project, echo)
-    try:
-        remote = code.remote_checksums(hosts.for_env(project.env("production")), prod_code)
+    with Run(project, "mirror.status", echo=echo, audit=False) as run:
+        remote = code.remote_checksums(run.hosts.for_env(project.env("production")), prod_code)
         local = code.local_checksums(root, prod_code["paths"], prod_code.get("exclude", []))
         report = {"code": {}, "data": {}, "snapshot": None}
         for path in prod_code["paths"]:
             mine = {k: v for k, v in local.items() if k.split("/")[0] == path}
             theirs = {k: v for k, v in remote.items() if k.split("/")[0] == path}
             report["code"][path] = code.parity(mine, theirs)
-        snaps = backups.list_backups(project, project.mirror.snapshots)
+        snaps = backup_store.list_backups(project, project.mirror.snapshots)
         if snaps:
             snap = snaps[0]
             report["snapshot"] = snap.name
             for key, expected in snap.manifest.get("restored", {}).items():
                 db = project.env("local").database(key)
-                current = engine_for(db).fingerprint(hosts.for_db(db), db)
+                current = engine_for(db).fingerprint(run.hosts.for_db(db), db)
                 tables = sorted(t for t in set(current["tables"]) | set(expected["tables"])
                                 if current["tables"].get(t) != expected["tables"].get(t))
                 report["data"][key] = ("matches the snapshot" if current == expected else
                                        f"differs from the snapshot in: {', '.join(tables) or 'sequences'}")
         return report
-    finally:
-        hosts.close()

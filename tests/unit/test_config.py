@@ -31,7 +31,7 @@ def test_load_ssh_mapping_form(tmp_path):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda c: c["environments"]["production"]["databases"]["gamit"].update(engine="pg"),
-     'environments.production.databases.gamit.engine: expected postgres or mongo, got "pg"'),
+     'environments.production.databases.gamit.engine: expected mongo or postgres, got "pg"'),
     (lambda c: c["environments"]["production"]["databases"]["gamit"].update(nmae="x"),
      "environments.production.databases.gamit.nmae: unknown key"),
     (lambda c: c["environments"]["production"]["databases"]["gamit"].update(port="54x"),

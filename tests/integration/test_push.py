@@ -4,7 +4,8 @@ against real clusters with production behind a real sshd."""
 import bcrypt
 import pytest
 
-from tasks import dbsync, guard
+from tasks import audit, guard
+from tasks.actions import backup, sync
 from tasks.errors import GuardError, ProdmirrorError
 from tests.conftest import cli_project, inv, make_config, sequences, table_digests
 
@@ -13,7 +14,7 @@ from tests.conftest import cli_project, inv, make_config, sequences, table_diges
 def synced(prod, local, sshd, dbname, project_for):
     """A project whose local was just pulled from production (the normal start of a push)."""
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
-    dbsync.copy(project, "production", "local", task="db.sync.from-production")
+    sync.copy(project, "production", "local", task="db.sync.from-production")
     return project
 
 
@@ -21,7 +22,7 @@ def test_push_replaces_production_keeps_owners_and_backs_up(prod, local, dbname,
     local.psql("UPDATE users SET name = 'edited locally' WHERE id = 3; DELETE FROM public.events WHERE at < "
                "'2026-01-01 01:00:00+00'", db=dbname, user="spmo_admin")
 
-    rec = dbsync.copy(synced, "local", "production", force=True, task="db.sync.to-production")
+    rec = sync.copy(synced, "local", "production", force=True, task="db.sync.to-production")
 
     assert table_digests(prod, dbname) == table_digests(local, dbname)
     assert sequences(prod, dbname) == sequences(local, dbname)
@@ -37,14 +38,14 @@ def test_push_without_terminal_or_force_refuses(prod, local, dbname, synced, mon
     local.psql("UPDATE users SET name = 'x'", db=dbname, user="spmo_admin")
     before = table_digests(prod, dbname)
     with pytest.raises(GuardError, match="production is protected and there is no terminal"):
-        dbsync.copy(synced, "local", "production")
+        sync.copy(synced, "local", "production")
     assert table_digests(prod, dbname) == before
 
 
 def test_push_with_force_env_variable(prod, local, dbname, synced, monkeypatch):
     monkeypatch.setenv("FORCE", "true")
     local.psql("UPDATE users SET name = 'from CI'", db=dbname, user="spmo_admin")
-    dbsync.copy(synced, "local", "production")
+    sync.copy(synced, "local", "production")
     assert prod.psql("SELECT DISTINCT name FROM users", db=dbname).strip() == "from CI"
 
 
@@ -65,18 +66,18 @@ def test_drift_refuses_push_and_status_shows_it(prod, local, dbname, synced, mon
     local.psql("UPDATE users SET name = 'local work' WHERE id = 8", db=dbname, user="spmo_admin")
 
     with pytest.raises(GuardError) as err:
-        dbsync.copy(synced, "local", "production", force=False, task="db.sync.to-production")
+        sync.copy(synced, "local", "production", force=False, task="db.sync.to-production")
     message = str(err.value)
     assert "production changed since the last sync" in message and "public.users (200 → 200 rows, 1 rows written)" in message
     assert prod.psql("SELECT name FROM users WHERE id = 7", db=dbname).strip() == "renamed by the admin in the UI"
-    report = dbsync.status(synced, keys=["app"])[0]
+    report = sync.status(synced, keys=["app"])[0]
     assert [d[0] for d in report["drift"]] == ["public.users"]
-    assert guard.read_audit(synced.state_dir)[-1]["result"] == "refused"
+    assert audit.read(synced.state_dir)[-1]["result"] == "refused"
 
 
 def test_drift_overridden_by_force_is_audited(prod, local, dbname, synced):
     prod.psql("UPDATE users SET name = 'admin edit' WHERE id = 7", db=dbname)
-    rec = dbsync.copy(synced, "local", "production", force=True)
+    rec = sync.copy(synced, "local", "production", force=True)
     assert rec["drift_overridden"] == {"app": ["public.users"]}
     assert prod.psql("SELECT name FROM users WHERE id = 7", db=dbname).strip() == "User 7"
 
@@ -85,7 +86,7 @@ def test_push_refuses_when_never_synced(prod, local, sshd, dbname, project_for):
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
     local.psql(f'CREATE DATABASE "{dbname}" OWNER spmo_admin')
     with pytest.raises(GuardError, match="no sync with production is recorded"):
-        dbsync.copy(project, "local", "production", force=False)  # refused before any prompt
+        sync.copy(project, "local", "production", force=False)  # refused before any prompt
 
 
 def test_table_from_production_with_sequence(prod, local, dbname, synced):
@@ -93,7 +94,7 @@ def test_table_from_production_with_sequence(prod, local, dbname, synced):
     local.psql("UPDATE billing.invoices SET amount = 1 WHERE id = 1", db=dbname, user="spmo_admin")
     invoices_before = table_digests(local, dbname)['billing.invoices']
 
-    rec = dbsync.copy_object(synced, "production", "local", "users")
+    rec = sync.copy_object(synced, "production", "local", "users")
 
     assert table_digests(local, dbname)['public.users'] == table_digests(prod, dbname)['public.users']
     assert "public.users_id_seq=201" in sequences(local, dbname)
@@ -104,7 +105,7 @@ def test_table_from_production_with_sequence(prod, local, dbname, synced):
 def test_table_to_production_with_foreign_key_and_trigger(prod, local, dbname, synced):
     local.psql("INSERT INTO billing.invoices (user_id, amount, note) VALUES (3, 12.5, 'kept as is')",
                db=dbname, user="spmo_admin")
-    dbsync.copy_object(synced, "local", "production", "billing.invoices", force=True)
+    sync.copy_object(synced, "local", "production", "billing.invoices", force=True)
     assert table_digests(prod, dbname)['billing.invoices'] == table_digests(local, dbname)['billing.invoices']
     assert "billing.invoices_id_seq=5001" in sequences(prod, dbname)
     assert prod.psql("SELECT note FROM billing.invoices WHERE id = 5001", db=dbname).strip() == "kept as is"
@@ -115,7 +116,7 @@ def test_table_push_that_breaks_a_foreign_key_is_refused(prod, local, dbname, sy
     local.psql("DELETE FROM billing.invoices WHERE user_id = 5; DELETE FROM users WHERE id = 5", db=dbname, user="spmo_admin")
     before = table_digests(prod, dbname)
     with pytest.raises(ProdmirrorError, match="invoices_user_id_fkey"):
-        dbsync.copy_object(synced, "local", "production", "users", force=True)
+        sync.copy_object(synced, "local", "production", "users", force=True)
     assert table_digests(prod, dbname) == before
     assert prod.psql("SELECT count(*) FROM pg_constraint WHERE conname = 'invoices_user_id_fkey'", db=dbname).strip() == "1"
 
@@ -125,25 +126,25 @@ def test_table_push_refuses_drift_on_that_table_only(prod, local, dbname, synced
     monkeypatch.delenv("FORCE", raising=False)
     prod.psql("UPDATE billing.invoices SET amount = 99 WHERE id = 2", db=dbname)
     with pytest.raises(GuardError, match=r"billing.invoices \(600 → 600 rows, 1 rows written\)"):
-        dbsync.copy_object(synced, "local", "production", "billing.invoices")
+        sync.copy_object(synced, "local", "production", "billing.invoices")
     assert prod.psql("SELECT amount FROM billing.invoices WHERE id = 2", db=dbname).strip() == "99.00"
     # The edit concerns billing.invoices only: pushing another table is allowed (after typing the name).
     local.psql("UPDATE public.events SET payload = '{}'", db=dbname, user="spmo_admin")
-    dbsync.copy_object(synced, "local", "production", "events")
+    sync.copy_object(synced, "local", "production", "events")
     assert prod.psql("SELECT DISTINCT payload FROM public.events", db=dbname).strip() == "{}"
 
 
 def test_unknown_table_names_the_closest(prod, local, dbname, synced):
     with pytest.raises(ProdmirrorError, match=r"no table 'userz' .*closest: users"):
-        dbsync.copy_object(synced, "production", "local", "userz")
+        sync.copy_object(synced, "production", "local", "userz")
 
 
 @pytest.mark.parametrize("name", ["users; rm -rf /", "$(id)", "`id`", "users|cat", "a b", "../x", "-rf"])
 def test_unsafe_names_rejected_before_anything_runs(synced, name):
-    audit_before = len(guard.read_audit(synced.state_dir))
+    audit_before = len(audit.read(synced.state_dir))
     with pytest.raises(ProdmirrorError, match="invalid table or collection name"):
-        dbsync.copy_object(synced, "local", "production", name, force=True)
-    assert len(guard.read_audit(synced.state_dir)) == audit_before  # not even started
+        sync.copy_object(synced, "local", "production", name, force=True)
+    assert len(audit.read(synced.state_dir)) == audit_before  # not even started
 
 
 def test_after_sync_resets_passwords_with_bcrypt(prod, local, sshd, dbname, project_for, monkeypatch):
@@ -154,7 +155,7 @@ def test_after_sync_resets_passwords_with_bcrypt(prod, local, sshd, dbname, proj
                             "field": "password_digest", "scheme": "bcrypt", "password": "${SYNC_RESET_PASSWORD}"},
         "run": ["echo hook ran > /dev/null"]}
     project = project_for(cfg)
-    rec = dbsync.copy(project, "production", "local")
+    rec = sync.copy(project, "production", "local")
     stored = local.psql("SELECT password_digest FROM users WHERE email = 'user1@example.com'", db=dbname).strip()
     assert bcrypt.checkpw(b"correct horse battery", stored.encode())
     assert rec["after_sync"]["app"]["reset_passwords"] == {"reset": 1, "not_found": 1}
@@ -174,9 +175,9 @@ def test_after_sync_missing_password_variable_stops_before_anything(prod, local,
 
 
 def test_restore_production_from_backup(prod, local, dbname, synced):
-    taken = dbsync.backup(synced, "production")
+    taken = backup.backup(synced, "production")
     prod.psql("DELETE FROM public.events", db=dbname)
-    rec = dbsync.restore_backup(synced, taken.name, "production", force=True, task="db.backup.restore-production")
+    rec = backup.restore_backup(synced, taken.name, "production", force=True, task="db.backup.restore-production")
     assert prod.psql("SELECT count(*) FROM public.events", db=dbname).strip() == "200"
     assert prod.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'invoices'", db=dbname).strip() == "app_owner"
     assert rec["backup"].startswith("production_") and rec["backup"] != taken.name

@@ -63,7 +63,7 @@ def test_cli_config_mistake_names_key(prod, local, dbname, tmp_path):
     cfg = make_config(prod, local, dbname)
     cfg["environments"]["production"]["databases"]["app"]["engine"] = "pg"
     res = inv(cli_project(tmp_path, cfg), "db.sync.status")
-    assert_one_line_error(res, 'environments.production.databases.app.engine: expected postgres or mongo, got "pg"')
+    assert_one_line_error(res, 'environments.production.databases.app.engine: expected mongo or postgres, got "pg"')
 
 
 def test_cli_unreachable_ssh_host(prod, local, dbname, tmp_path):

@@ -86,7 +86,7 @@ def test_guarded_extract_swaps_in_a_clean_archive(tmp_path):
     (root / "app" / "ghost.txt").write_text("ghost")
     sink = GuardedExtract(root, ["app"])
     sink.write(make_tar([("app", "dir", None), ("app/new.txt", "file", b"new")]))
-    sink.finish()
+    sink.check()
     sink.swap_in()
     assert sorted(p.name for p in (root / "app").iterdir()) == ["new.txt"]
     assert sorted(p.name for p in root.iterdir()) == ["app"]

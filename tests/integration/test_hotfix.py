@@ -10,7 +10,8 @@ import urllib.request
 
 import pytest
 
-from tasks import config, hotfixing
+from tasks import config, migrations
+from tasks.actions import deploy, hotfix
 from tasks.errors import ProdmirrorError
 from tests.conftest import table_digests
 
@@ -94,7 +95,7 @@ def test_create_idle_source_uses_template_and_starts_postgrest(prod, sshd, lm360
 
     project = project_for(tmp_path, prod, sshd, lm360, standin)
     try:
-        rec = hotfixing.create(project)
+        rec = hotfix.create(project)
         assert rec["strategy"] == "template"
         clone = f"{lm360}_bugfix"
         assert table_digests(prod, clone) == table_digests(prod, lm360)
@@ -105,24 +106,24 @@ def test_create_idle_source_uses_template_and_starts_postgrest(prod, sshd, lm360
             prod.psql("INSERT INTO custodian.transaction_lines (catalog_id) VALUES (9999)", db=clone)
         assert prod.psql("SELECT has_table_privilege('web_anon', 'sales.catalog', 'SELECT')", db=clone).strip() == "t"
         # the container, as configured
-        pg = project.hotfix["postgrest"]
-        box = docker.from_env().containers.get(pg["name"])
+        pg = project.hotfix.postgrest
+        box = docker.from_env().containers.get(pg.name)
         env = dict(e.split("=", 1) for e in box.attrs["Config"]["Env"])
         assert box.status == "running" and box.attrs["HostConfig"]["NetworkMode"] == "host"
         assert env["PGRST_DB_URI"] == f"postgres://authenticator:auth-s3cret-pw@127.0.0.1:{prod.port}/{clone}"
         assert env["PGRST_DB_SCHEMAS"] == "hub,expense,sales,custodian,activity" and env["PGRST_DB_ANON_ROLE"] == "web_anon"
-        assert env["PGRST_SERVER_PORT"] == str(pg["port"]) and env["PGRST_JWT_SECRET"].startswith("jwt-s3cret")
+        assert env["PGRST_SERVER_PORT"] == str(pg.port) and env["PGRST_JWT_SECRET"].startswith("jwt-s3cret")
         assert box.labels["traefik.enable"] == "true" and box.labels["prodmirror.database"] == clone
         assert box.attrs["Config"]["Cmd"] == standin[1]
-        body = _get(f"http://127.0.0.1:{pg['port']}/")
+        body = _get(f"http://127.0.0.1:{pg.port}/")
         assert "hub,expense,sales,custodian,activity" in body
         out = capfd.readouterr()
         assert "s3cret" not in out.out + out.err and "https://bugfix.example.com/db" in out.err
     finally:
-        hotfixing.teardown(project)
-    assert not docker.from_env().containers.list(all=True, filters={"name": project.hotfix["postgrest"]["name"]})
+        hotfix.teardown(project)
+    assert not docker.from_env().containers.list(all=True, filters={"name": project.hotfix.postgrest.name})
     assert prod.psql(f"SELECT 1 FROM pg_database WHERE datname = '{lm360}_bugfix'").strip() == ""
-    assert hotfixing.teardown(project) == [f"{lm360}_bugfix"]  # idempotent
+    assert hotfix.teardown(project) == [f"{lm360}_bugfix"]  # idempotent
 
 
 def _get(url, attempts=50):
@@ -143,19 +144,19 @@ def test_create_with_a_session_held_clones_online_and_keeps_it(prod, sshd, lm360
             if prod.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{lm360}'").strip() != "0":
                 break
             time.sleep(0.1)
-        rec = hotfixing.create(project)
+        rec = hotfix.create(project)
         assert rec["strategy"] == "dump"
         assert held.poll() is None  # the production session survived
         clone = f"{lm360}_bugfix"
         assert table_digests(prod, clone) == table_digests(prod, lm360)
         assert prod.psql("SELECT tgname FROM pg_trigger WHERE tgname = 'sync_custodian_active'", db=clone).strip()
         with pytest.raises(ProdmirrorError, match="already exists .* --replace"):
-            hotfixing.create(project)
-        assert hotfixing.create(project, replace=True, strategy="dump")["strategy"] == "dump"
+            hotfix.create(project)
+        assert hotfix.create(project, replace=True, strategy="dump")["strategy"] == "dump"
         with pytest.raises(ProdmirrorError, match="TEMPLATE .* failed: .*being accessed by other users"):
-            hotfixing.create(project, replace=True, strategy="template")
+            hotfix.create(project, replace=True, strategy="template")
         assert held.poll() is None
-        assert hotfixing.create(project, replace=True, strategy="template", terminate=True)["strategy"] == "template"
+        assert hotfix.create(project, replace=True, strategy="template", terminate=True)["strategy"] == "template"
         assert held.wait(timeout=10) != 0  # --terminate, and only --terminate, ends production sessions
     finally:
         held.kill()
@@ -163,34 +164,34 @@ def test_create_with_a_session_held_clones_online_and_keeps_it(prod, sshd, lm360
 
 def test_status_and_teardown_of_expired(prod, sshd, lm360, tmp_path):
     project = project_for(tmp_path, prod, sshd, lm360)
-    hotfixing.create(project, ttl="1s")
-    rows = hotfixing.status(project)
+    hotfix.create(project, ttl="1s")
+    rows = hotfix.status(project)
     assert [(r["database"], r["exists"], r["ttl"]) for r in rows] == [(f"{lm360}_bugfix", True, "1s")]
     time.sleep(1.2)
-    assert hotfixing.status(project)[0]["expired"] is True
-    assert hotfixing.teardown(project, expired=True) == [f"{lm360}_bugfix"]
-    assert hotfixing.status(project) == []
+    assert hotfix.status(project)[0]["expired"] is True
+    assert hotfix.teardown(project, expired=True) == [f"{lm360}_bugfix"]
+    assert hotfix.status(project) == []
 
 
 def test_migrate_applies_once_to_bugfix_and_dev(prod, sshd, lm360, tmp_path):
     project = project_for(tmp_path, prod, sshd, lm360)
     prod.psql(f"CREATE DATABASE {lm360}_dev TEMPLATE {lm360}")
-    hotfixing.create(project)
+    hotfix.create(project)
     good = tmp_path / "migrate_custodian_v2.sql"
     good.write_text("ALTER TABLE custodian.custodians ADD COLUMN note text;\n")
-    assert hotfixing.migrate(project, str(good), dry_run=True) == {f"{lm360}_bugfix": "apply", f"{lm360}_dev": "apply"}
+    assert hotfix.migrate(project, str(good), dry_run=True) == {f"{lm360}_bugfix": "apply", f"{lm360}_dev": "apply"}
     assert prod.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'", db=f"{lm360}_dev").strip() == "0"
-    assert hotfixing.migrate(project, str(good)) == {f"{lm360}_bugfix": "applied", f"{lm360}_dev": "applied"}
-    assert hotfixing.migrate(project, str(good)) == {f"{lm360}_bugfix": "already applied", f"{lm360}_dev": "already applied"}
+    assert hotfix.migrate(project, str(good)) == {f"{lm360}_bugfix": "applied", f"{lm360}_dev": "applied"}
+    assert hotfix.migrate(project, str(good)) == {f"{lm360}_bugfix": "already applied", f"{lm360}_dev": "already applied"}
     bad = tmp_path / "migrate_custodian_v3.sql"
     bad.write_text("ALTER TABLE custodian.custodians ADD COLUMN x int;\nSELECT 1/0;\n")
     with pytest.raises(ProdmirrorError, match="v3.sql failed on .* rolled back: .*division by zero"):
-        hotfixing.migrate(project, str(bad))
+        hotfix.migrate(project, str(bad))
     assert prod.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'x'", db=f"{lm360}_bugfix").strip() == "0"
     own = tmp_path / "migrate_v4.sql"
     own.write_text("BEGIN;\nSELECT 1;\nCOMMIT;\n")
     with pytest.raises(ProdmirrorError, match="holds its own BEGIN/COMMIT"):
-        hotfixing.migrate(project, str(own))
+        hotfix.migrate(project, str(own))
 
 
 # --- deploy -------------------------------------------------------------------------------------------
@@ -240,14 +241,14 @@ def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, 
     import psycopg
 
     repo, target = served
-    deploy = {"repo": repo, "target": target, "branch": "master", "dev_branch": "dev", "exclude": [".git", "migrations"]}
-    project = project_for(tmp_path, prod, sshd, lm360, deploy=deploy)
+    deploy_cfg = {"repo": repo, "target": target, "branch": "master", "dev_branch": "dev", "exclude": [".git", "migrations"]}
+    project = project_for(tmp_path, prod, sshd, lm360, deploy=deploy_cfg)
     prod.psql("CREATE TABLE activity.applied_v1 (x int)", db=lm360)  # v1 is already in production…
-    hotfixing.migrations.ensure_table(*_db(project, lm360), "prodmirror_migrations")
+    migrations.ensure_table(*_db(project, lm360), "prodmirror_migrations")
     prod.psql("INSERT INTO prodmirror_migrations (name, sha256) VALUES ('migrate_v1.sql', 'recorded')", db=lm360)
     before = (table_digests(prod, lm360), snapshot_files(target), git(repo, "rev-parse", "master", "dev"))
 
-    plan = hotfixing.deploy(project, dry_run=True)
+    plan = deploy.deploy(project, dry_run=True)
     assert plan["pending"] == ["migrations/migrate_v2.sql", "migrations/migrate_v10.sql"]
     assert len(plan["commits"]) == 1 and plan["conflicts"] == []
     assert "index.html" in " ".join(plan["changes"]) and any("old.js" in c for c in plan["changes"])
@@ -256,7 +257,7 @@ def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, 
     listener = psycopg.connect(f"host=127.0.0.1 port={prod.port} user=postgres dbname={lm360}", autocommit=True)
     listener.execute("LISTEN pgrst")
     monkeypatch.setenv("FORCE", "true")
-    rec = hotfixing.deploy(project)
+    rec = deploy.deploy(project)
     assert rec["migrations"] == ["migrations/migrate_v2.sql", "migrations/migrate_v10.sql"]
     assert prod.psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'applied_v2' ORDER BY 1",
                      db=lm360).split() == ["x", "y"]
@@ -265,7 +266,7 @@ def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, 
     assert git(repo, "symbolic-ref", "--short", "HEAD") == "dev"  # the dev checkout was not disturbed
     assert [n.payload for n in listener.notifies(timeout=2, stop_after=1)] == ["reload schema"]
     assert rec["backup"].startswith("production_")
-    assert hotfixing.deploy(project, dry_run=True)["pending"] == []
+    assert deploy.deploy(project, dry_run=True)["pending"] == []
 
 
 def _db(project, name):
@@ -284,11 +285,11 @@ def test_deploy_stops_at_the_first_failing_migration(prod, sshd, lm360, served, 
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "more")
     subprocess.run(["chown", "-R", f"{sshd.uid}:{sshd.gid}", repo], check=True)
-    deploy = {"repo": repo, "target": target, "exclude": [".git"]}
-    project = project_for(tmp_path, prod, sshd, lm360, deploy=deploy)
+    deploy_cfg = {"repo": repo, "target": target, "exclude": [".git"]}
+    project = project_for(tmp_path, prod, sshd, lm360, deploy=deploy_cfg)
     monkeypatch.setenv("FORCE", "true")
     with pytest.raises(ProdmirrorError, match="migrate_v3.sql failed .* rolled back"):
-        hotfixing.deploy(project)
+        deploy.deploy(project)
     recorded = prod.psql("SELECT name FROM prodmirror_migrations ORDER BY name", db=lm360).split()
     assert recorded == ["migrate_v1.sql", "migrate_v2.sql"]  # before the failure: applied and recorded
     assert prod.psql("SELECT to_regclass('activity.applied_v4') IS NULL", db=lm360).strip() == "t"
@@ -304,10 +305,10 @@ def test_deploy_refuses_a_conflicting_merge(prod, sshd, lm360, served, tmp_path,
     subprocess.run(["chown", "-R", f"{sshd.uid}:{sshd.gid}", repo], check=True)
     project = project_for(tmp_path, prod, sshd, lm360, deploy={"repo": repo, "target": target})
     refs = git(repo, "rev-parse", "master", "dev")
-    assert hotfixing.deploy(project, dry_run=True)["conflicts"] == ["index.html"]
+    assert deploy.deploy(project, dry_run=True)["conflicts"] == ["index.html"]
     monkeypatch.setenv("FORCE", "true")
     with pytest.raises(ProdmirrorError, match="conflicts in index.html; nothing was changed"):
-        hotfixing.deploy(project)
+        deploy.deploy(project)
     assert git(repo, "rev-parse", "master", "dev") == refs
     assert prod.psql("SELECT to_regclass('public.prodmirror_migrations') IS NULL", db=lm360).strip() == "t"
 
@@ -317,9 +318,9 @@ def test_deploy_migrate_only_applies_the_production_branch_migrations_only(prod,
     repo, target = served
     project = project_for(tmp_path, prod, sshd, lm360, deploy={"repo": repo, "target": target})
     refs, files = git(repo, "rev-parse", "master", "dev"), snapshot_files(target)
-    assert hotfixing.deploy(project, dry_run=True, migrate_only=True)["pending"] == ["migrations/migrate_v1.sql"]
+    assert deploy.deploy(project, dry_run=True, migrate_only=True)["pending"] == ["migrations/migrate_v1.sql"]
     monkeypatch.setenv("FORCE", "true")
-    rec = hotfixing.deploy(project, migrate_only=True)
+    rec = deploy.deploy(project, migrate_only=True)
     assert rec["migrations"] == ["migrations/migrate_v1.sql"] and "merged" not in rec
     assert prod.psql("SELECT to_regclass('activity.applied_v1') IS NOT NULL", db=lm360).strip() == "t"
     assert git(repo, "rev-parse", "master", "dev") == refs and snapshot_files(target) == files

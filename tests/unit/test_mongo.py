@@ -6,7 +6,8 @@ from unittest.mock import MagicMock
 
 import pytest
 
-from tasks import config, dbsync
+from tasks import config, drift
+from tasks.actions import sync
 from tasks.config import Database, Secret
 from tasks.engines import mongo
 from tasks.errors import ConfigError, HostError
@@ -76,7 +77,7 @@ def test_sync_with_missing_tools_stops_before_changing_anything(tmp_path):
         "local": {"databases": {"ecm": {"engine": "mongo", "uri": "mongodb://127.0.0.1:9/ecm_dev"}}}}}
     project = config.load(cfg, tmp_path)
     with pytest.raises(HostError, match="mongodump is not installed"):
-        dbsync.copy(project, "production", "local")
+        sync.copy(project, "production", "local")
     assert not (tmp_path / "backups").exists()
 
 
@@ -138,7 +139,7 @@ def test_after_sync_for_mongo_needs_collection_key(tmp_path):
 
 
 def test_drift_of_hashed_collections_is_described():
-    from tasks import guard
+    from tasks import drift
 
-    changed = guard.drift({"users": ["abc", 3]}, {"users": ["def", 3]})
-    assert guard.describe_drift(changed) == "users (3 → 3 documents, contents changed)"
+    changed = drift.drift({"users": ["abc", 3]}, {"users": ["def", 3]})
+    assert drift.describe_drift(changed) == "users (3 → 3 documents, contents changed)"

@@ -13,7 +13,8 @@ import time
 import bcrypt
 import pytest
 
-from tasks import config, dbsync, guard
+from tasks import audit, config, guard
+from tasks.actions import backup, sync
 from tasks.errors import GuardError
 
 TOOLS = ("mongod", "mongodump", "mongorestore")
@@ -67,7 +68,7 @@ def ecm(mongod, tmp_path):
 
 def test_pull_push_drift_collection_and_restore(ecm):
     project, client = ecm
-    rec = dbsync.copy(project, "production", "local", task="db.sync.from-production")
+    rec = sync.copy(project, "production", "local", task="db.sync.from-production")
     dev, prod = client["ecm_development"], client["ecm_production"]
     assert dev.users.count_documents({}) == 50 and dev["fs.chunks"].count_documents({}) == prod["fs.chunks"].count_documents({})
     stored = dev.users.find_one({"email": "user1@example.com"})["password_digest"]
@@ -76,16 +77,16 @@ def test_pull_push_drift_collection_and_restore(ecm):
     prod.users.update_one({"email": "user7@example.com"}, {"$set": {"name": "edited in production"}})
     with pytest.raises(GuardError, match="users"):
         os.environ["FORCE"] = ""
-        dbsync.copy(project, "local", "production", force=False)
-    dbsync.copy_object(project, "production", "local", "users")
+        sync.copy(project, "local", "production", force=False)
+    sync.copy_object(project, "production", "local", "users")
     assert dev.users.find_one({"email": "user7@example.com"})["name"] == "edited in production"
 
     dev.templates.update_one({}, {"$set": {"body": "new"}})
-    dbsync.copy_object(project, "local", "production", "templates", force=True)
+    sync.copy_object(project, "local", "production", "templates", force=True)
     assert prod.templates.find_one()["body"] == "new"
 
-    taken = dbsync.backup(project, "local")
+    taken = backup.backup(project, "local")
     dev.users.delete_many({})
-    dbsync.restore_backup(project, taken.name, "local")
+    backup.restore_backup(project, taken.name, "local")
     assert dev.users.count_documents({}) == 50
-    assert guard.read_audit(project.state_dir)[-1]["result"] == "ok"
+    assert audit.read(project.state_dir)[-1]["result"] == "ok"

@@ -1,0 +1,99 @@
+"""db.backup.*: take backups now, list them, restore from them (seed 001's rake db:sync:backup:*).
+
+The store itself (folders, manifests, verification, retention) is backup_store.py; restoring into an
+environment is also what mirror.restore-db and mirror.production do with snapshots (`restore_into`).
+"""
+
+from .. import backup_store, guard, hooks
+from ..engines import engine_for
+from ..errors import ProdmirrorError
+from ..hosts import check_containers
+from ..transfer import FileSource, stream_into
+from ..ui import human_bytes, say
+from .run import Run
+
+
+def backup(project, env, keys=None, echo=False):
+    """Back up the databases of `env` (all, or `keys`) that exist; return the Backup."""
+    environment = project.env(env)
+    dbs = [environment.database(k) for k in keys] if keys else list(environment.databases.values())
+    if not dbs:
+        raise ProdmirrorError(f"environment {env!r} has no databases configured")
+    project.check(f"environments.{env}.ssh", *[db.path for db in dbs])
+    with Run(project, f"db.backup.{env}", [env], echo=echo, databases=[db.key for db in dbs]) as run:
+        run.lock()
+        present = []
+        for db in dbs:
+            host = run.hosts.for_db(db)
+            check_containers(host)
+            if engine_for(db).exists(host, db):
+                present.append(db)
+            else:
+                say(f"{env}/{db.key}: database {db.name} does not exist; nothing to back up")
+        if not present:
+            raise ProdmirrorError(f"none of the databases of {env} exist; no backup taken")
+        taken = backup_store.take(project, run.hosts, env, present, reason="on request")
+        run.record["backup"] = taken.name
+        say(f"backup {taken.name} taken ({', '.join(taken.databases)})")
+        return taken
+
+
+def list_rows(project):
+    """Return one row per database of every backup, newest first:
+    (name, env, db, engine, size, age, verified)."""
+    return [(b.name, b.env, key, entry["engine"], human_bytes(entry["size"]), backup_store.age(b.created),
+             "yes" if entry.get("verified") else "no")
+            for b in backup_store.list_backups(project) for key, entry in b.databases.items()]
+
+
+def restore_backup(project, name, target, keys=None, force=False, dry_run=False, task=None, echo=False):
+    """Restore databases (or the one table) of backup `name` into `target`, backing up the target first.
+    Return the audit record."""
+    task = task or f"db.backup.restore-{target}"
+    taken = backup_store.get(project, name)
+    dst_env = project.env(target)
+    chosen = list(keys) if keys else list(taken.databases)
+    dbs = [dst_env.database(k) for k in chosen]
+    project.check(f"environments.{target}.ssh", *[db.path for db in dbs])
+    with Run(project, task, [target], dry_run=dry_run, echo=echo, direction=f"backup {name} -> {target}",
+             databases=chosen) as run:
+        paths = {key: taken.verify(key) for key in chosen}  # hashed once, before anything runs
+        steps = [f"lock {target}", f"back up {target}: {', '.join(chosen)} (those that exist there)"]
+        for k, db in zip(chosen, dbs):
+            entry = taken.databases[k]
+            what = f"table {entry['object']}" if entry.get("object") else "database"
+            steps.append(f"{k}: restore {what} from {entry['file']} ({human_bytes(entry['size'])}, sha256 verified) "
+                         f"into {target} {db.name}, atomically")
+        steps += [f"{db.key}: after-sync hooks ({', '.join(db.after_sync)})" for db in dbs if db.after_sync]
+        if not run.proceed(f"{task}: backup {name} ({taken.env}, {taken.created}) → {target}", steps):
+            return None
+        restore_into(run, taken, target, dbs, force=force, paths=paths)
+        return run.record
+
+
+def restore_into(run, taken, target, dbs, force=False, paths=None):
+    """Within a locked run: back up `target`'s existing databases, then restore each of `dbs` from
+    backup (or snapshot) `taken` atomically and run its after-sync hooks. Fills run.record.
+
+    `paths` ({key: file}) are files the caller already verified; the others are verified here first."""
+    project, hosts = run.project, run.hosts
+    paths = {db.key: (paths or {}).get(db.key) or taken.verify(db.key) for db in dbs}
+    portable = taken.env != target  # a backup of this very environment keeps its owners and grants
+    targets = [(db, hosts.for_db(db)) for db in dbs]
+    check_containers(*[h for _, h in targets])
+    guard.confirm(project.env(target), run.task, force)
+    existing = [db for db, h in targets if engine_for(db).exists(h, db)]
+    if existing:
+        before = backup_store.take(project, hosts, target, existing, reason=f"before {run.task} {taken.name}")
+        run.record["backup"] = before.name
+        say(f"backup of {target} taken: {before.name}")
+    for db, host in targets:
+        engine, entry = engine_for(db), taken.databases[db.key]
+        if entry.get("object"):
+            ref = entry["object_ref"]
+            restore = engine.ObjectReplace(host, db, tuple(ref) if isinstance(ref, list) else ref)
+        else:
+            restore = engine.AtomicRestore(host, db, portable=portable)
+        stream_into(FileSource(paths[db.key]), restore, f"{db.key}: {taken.name} → {target}")
+        if db.after_sync:
+            run.record.setdefault("after_sync", {})[db.key] = hooks.run_after_sync(project, hosts, db)

@@ -1,0 +1,142 @@
+"""hotfix.deploy (seed 002 step 5, deploy-prod.sh): promote to production. Back up production's database,
+merge dev into the production branch (git merge-tree: the dry run is exact), sync the served files
+with rsync, apply pending migrations in order, reload PostgREST's schema cache.
+"""
+
+import fnmatch
+import posixpath
+
+from .. import backup_store, guard, migrations
+from ..engines import postgres
+from ..errors import CommandError, ConfigError, ProdmirrorError, last_line
+from ..ui import say
+from .hotfix import settings, source_of
+from .run import Run
+
+EXPORT = 'd=$(mktemp -d) && git -C "$1" archive "$2" "$3" | tar -x -C "$d" && echo "$d"'
+
+
+def _export(host, repo, tree, subdir):
+    """Export `subdir` of a git tree into a fresh temporary folder on the host; return the folder holding it."""
+    folder = host.run(["sh", "-c", EXPORT, "sh", repo, tree, subdir]).stdout.strip()
+    return folder, posixpath.normpath(posixpath.join(folder, subdir))
+
+
+def _rsync(host, src, dep, dry_run):
+    """rsync src/ onto the target (with --delete and the excludes); return the itemized changes."""
+    argv = ["rsync", "-a", "--delete", "--itemize-changes", *[f"--exclude={e}" for e in dep.exclude],
+            *(["--dry-run"] if dry_run else []), src.rstrip("/") + "/", dep.target.rstrip("/") + "/"]
+    try:
+        out = host.run(argv).stdout
+    except CommandError as exc:
+        if exc.code == 127:
+            raise ProdmirrorError(f"{host.label}: rsync is not installed there") from None
+        raise
+    return [line.split(" ", 1)[1] for line in out.splitlines() if " " in line and not line.startswith(".d..t")]
+
+
+def _merge_tree(host, repo, dep):
+    """Return (tree id or None, conflicted paths, commits dev has that the branch lacks) without changing anything."""
+    git = ["git", "-C", repo]
+    ahead = host.run(git + ["log", "--oneline", f"{dep.branch}..{dep.dev_branch}"]).stdout.splitlines()
+    res = host.run(git + ["merge-tree", "--write-tree", "--name-only", dep.branch, dep.dev_branch], check=False)
+    if res.code not in (0, 1):
+        raise ProdmirrorError(f"git on {host.label} cannot compute the merge: {last_line(res.stderr)} (needs git 2.38+)")
+    lines = res.stdout.splitlines()
+    conflicts = []
+    if res.code == 1:
+        for line in lines[1:]:
+            if not line.strip():
+                break
+            conflicts.append(line.strip())
+    return (lines[0].strip() if res.code == 0 else None), conflicts, ahead
+
+
+def _pending(host, repo, tree, cfg, db_host, db, table):
+    """Return [(path, sql)] of the migration files in `tree` not yet recorded in `db`, in natural order."""
+    folder = cfg.migrations.dir.strip("/")
+    listing = host.run(["git", "-C", repo, "ls-tree", "-r", "--name-only", tree, "--", folder]).stdout.splitlines()
+    names = sorted((p for p in listing if fnmatch.fnmatch(posixpath.basename(p), cfg.migrations.pattern)),
+                   key=migrations.natural_key)
+    done = migrations.applied(db_host, db, table)
+    return [(p, host.run(["git", "-C", repo, "show", f"{tree}:{p}"]).stdout)
+            for p in names if posixpath.basename(p) not in done]
+
+
+def _record_merge(host, repo, dep, tree):
+    """Make the branch point at a merge commit of `tree` (dev merged in), without touching a dev checkout."""
+    git = ["git", "-C", repo]
+    identity = []
+    if not host.run(git + ["config", "user.email"], check=False).stdout.strip():
+        identity = ["-c", "user.name=prodmirror", "-c", "user.email=prodmirror@localhost"]
+    current = host.run(git + ["symbolic-ref", "--quiet", "--short", "HEAD"], check=False).stdout.strip()
+    if current == dep.branch:
+        host.run(["git", *identity, "-C", repo, "merge", "--no-edit", dep.dev_branch])
+        return
+    old = host.run(git + ["rev-parse", f"refs/heads/{dep.branch}"]).stdout.strip()
+    dev = host.run(git + ["rev-parse", f"refs/heads/{dep.dev_branch}"]).stdout.strip()
+    commit = host.run(["git", *identity, "-C", repo, "commit-tree", tree, "-p", old, "-p", dev, "-m",
+                         f"Merge {dep.dev_branch} into {dep.branch} (prodmirror hotfix.deploy)"]).stdout.strip()
+    host.run(git + ["update-ref", f"refs/heads/{dep.branch}", commit, old])
+
+
+def deploy(project, dry_run=False, migrate_only=False, force=False, echo=False):
+    """Promote to production (seed's deploy-prod.sh): back up, merge dev → branch, sync files, migrate, reload.
+
+    --dry-run says exactly what would happen and changes nothing (database, files, git); --migrate-only
+    applies pending migrations only. Migrations stop at the first failure, those before it staying
+    applied and recorded.
+    """
+    cfg = settings(project)
+    env, source = source_of(project, cfg)
+    dep = cfg.deploy
+    if not dep:
+        raise ConfigError("hotfix.deploy: not configured (repo, target, branch, dev_branch, source, exclude)")
+    table = cfg.migrations.table
+    with Run(project, "hotfix.deploy", [env.name], dry_run=dry_run, echo=echo, migrate_only=migrate_only) as run:
+        host, db_host, repo = run.hosts.for_env(env), run.hosts.for_db(source), dep.repo
+        if migrate_only:
+            tree, conflicts, ahead, changes = dep.branch, [], [], []
+        else:
+            tree, conflicts, ahead = _merge_tree(host, repo, dep)
+            changes = []
+            if tree:
+                folder, src = _export(host, repo, tree, dep.source)
+                run.on_exit(lambda: host.run(["rm", "-rf", folder], check=False))
+                changes = _rsync(host, src, dep, dry_run=True)
+        pending = _pending(host, repo, tree, cfg, db_host, source, table) if tree else []
+        steps = [f"back up {env.name} {source.name}"]
+        if not migrate_only:
+            steps.append(f"merge {dep.dev_branch} into {dep.branch} in {repo}: {len(ahead)} commit(s)"
+                         + (f"; CONFLICTS in {', '.join(conflicts)}: refusing" if conflicts else ", merges cleanly"))
+            steps.append(f"sync {dep.source} → {dep.target} (excluding {', '.join(dep.exclude) or 'nothing'}): "
+                         + (f"{len(changes)} change(s): {', '.join(changes[:8])}{' …' if len(changes) > 8 else ''}"
+                            if changes else "nothing to change"))
+        steps.append(f"apply {len(pending)} pending migration(s) to {source.name} in order, each in one transaction: "
+                     f"{', '.join(p for p, _ in pending) or 'none'}")
+        steps.append(f"reload PostgREST's schema cache: NOTIFY pgrst, 'reload schema' on {source.name}")
+        summary = {"commits": ahead, "conflicts": conflicts, "changes": changes, "pending": [p for p, _ in pending]}
+        if not run.proceed("hotfix.deploy" + (" --migrate-only" if migrate_only else ""), steps):
+            return summary
+        if conflicts:
+            raise ProdmirrorError(f"merging {dep.dev_branch} into {dep.branch} conflicts in "
+                                  f"{', '.join(conflicts)}; nothing was changed")
+        guard.confirm(env, "hotfix.deploy", force)
+        rec = run.record
+        taken = backup_store.take(project, run.hosts, env.name, [source], reason="before hotfix.deploy")
+        rec["backup"] = taken.name
+        say(f"backup of {env.name} taken: {taken.name}")
+        if not migrate_only:
+            if ahead:
+                _record_merge(host, repo, dep, tree)
+            _rsync(host, src, dep, dry_run=False)
+            rec.update(merged=len(ahead), synced=len(changes))
+            say(f"{dep.branch}: {len(ahead)} commit(s) merged; {len(changes)} change(s) synced to {dep.target}")
+        rec["migrations"] = []
+        for path, sql in pending:
+            result = migrations.apply(db_host, source, posixpath.basename(path), sql, table)
+            rec["migrations"].append(path)
+            say(f"{source.name}: {path} {result}")
+        postgres.execute(db_host, source, "NOTIFY pgrst, 'reload schema';\n", dbname=source.name)
+        say("PostgREST schema cache reload sent")
+        return rec

@@ -1,0 +1,240 @@
+"""hotfix.* (seed 002): an ephemeral bugfix database cloned from production on the production server,
+an ephemeral PostgREST container pointed at it, SQL migrations on it, and its teardown. The deploy to
+production is deploy.py.
+
+What exists is remembered in `.prodmirror/hotfix.json` (and on the containers' labels), so status and
+teardown --expired know each environment's age and TTL.
+"""
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from .. import containers, migrations
+from ..config import parse_duration
+from ..engines import postgres
+from ..errors import CommandError, ConfigError, ProdmirrorError, last_line
+from ..statefile import read_json, write_json
+from ..ui import say
+from .run import Run
+
+STRATEGY_PLAN = {"auto": "TEMPLATE if nobody is connected to the source, else an online pg_dump | pg_restore",
+                 "template": "CREATE DATABASE … TEMPLATE",
+                 "dump": "online pg_dump | pg_restore on the server"}
+
+
+def settings(project):
+    """Return the Hotfix section; raise ConfigError if hotfix.* is not configured."""
+    if not project.hotfix:
+        raise ConfigError("hotfix: not configured (environment, database, clone, postgrest…)")
+    return project.hotfix
+
+
+def source_of(project, cfg):
+    """Return (environment, Database) of the production database hotfix.* clones."""
+    env = project.env(cfg.environment)
+    db = env.database(cfg.database)
+    if db.engine != "postgres":
+        raise ConfigError(f"{db.path}.engine: hotfix clones need postgres")
+    project.check(f"environments.{env.name}.ssh", db.path, "hotfix")
+    return env, db
+
+
+def clone_name(cfg, source, name=None):
+    clone = name or cfg.clone.replace("{name}", source.name.removesuffix("_prod"))
+    if not clone or clone == source.name or len(clone) > 63 or not all(c.isalnum() or c == "_" for c in clone):
+        raise ProdmirrorError(f"invalid bugfix database name {clone!r}")
+    return clone
+
+
+def _state_path(project):
+    return project.state_dir / "hotfix.json"
+
+
+def read_state(project):
+    return read_json(_state_path(project), {})
+
+
+def _write_state(project, state):
+    write_json(_state_path(project), state)
+
+
+def create(project, name=None, strategy=None, ttl=None, replace=False, terminate=False, dry_run=False, echo=False):
+    """Clone production's database into the bugfix database and start PostgREST on it. Return the record."""
+    cfg = settings(project)
+    env, source = source_of(project, cfg)
+    clone = clone_name(cfg, source, name)
+    strategy = strategy or cfg.strategy
+    if strategy not in STRATEGY_PLAN:
+        raise ProdmirrorError(f"--strategy: expected auto, template or dump, got {strategy!r}")
+    seconds = cfg.ttl if ttl is None else parse_duration(ttl, "--ttl")
+    pg = cfg.postgrest
+    how = STRATEGY_PLAN[strategy] + (", terminating sessions on the source" if terminate and strategy == "template" else "")
+    steps = [f"lock {env.name}", f"clone {source.name} into {clone} on {env.name} ({strategy}: {how})"]
+    if replace:
+        steps.insert(1, f"drop the existing {clone} (and its container)")
+    if pg:
+        steps.append(f"start container {pg.name} ({pg.image}) on {env.name}'s Docker, network {pg.network}, "
+                     f"PGRST_DB_URI → {clone} (secrets masked), schemas {','.join(pg.schemas)}")
+    steps.append(f"remember it: expires in {human_duration(seconds)}")
+    with Run(project, "hotfix.create", [env.name], dry_run=dry_run, echo=echo, database=clone) as run:
+        if not run.proceed("hotfix.create", steps):
+            return None
+        rec, host = run.record, run.hosts.for_db(source)
+        facts = postgres.clone_facts(host, source, clone)
+        if facts["new_exists"]:
+            if not replace:
+                raise ProdmirrorError(f"{clone} already exists on {env.name}: use it, `inv hotfix.teardown`, or --replace")
+            if pg:
+                containers.remove(run.docker(env).client, pg.name)
+            postgres.drop(host, source, clone)
+        used = _clone(host, source, clone, facts, strategy, terminate)
+        rec.update(strategy=used, clone=clone)
+        say(f"{clone}: cloned from {source.name} ({used})")
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        state = read_state(project)
+        state[clone] = {"database": clone, "source": source.name, "environment": env.name, "created": created,
+                        "ttl": seconds, "container": pg.name if pg else None, "strategy": used}
+        _write_state(project, state)
+        if pg:
+            kwargs, secrets = containers.postgrest_spec(pg, clone, clone, created, seconds)
+            try:
+                box = containers.start(run.docker(env).client, kwargs, secrets)
+            except BaseException:
+                say(f"{clone} stays (see hotfix.status); the container did not start")
+                raise
+            say(f"{pg.name} running ({box.short_id}); PostgREST answers at {pg.url or f'port {pg.port} on {env.name}'}")
+            rec["container"] = pg.name
+        return rec
+
+
+def _clone(host, source, clone, facts, strategy, terminate):
+    """Clone `source` into `clone` by `strategy` (auto picks TEMPLATE when the source is idle); return the one used."""
+    used = strategy
+    if strategy == "auto":
+        used = "template" if not facts["sessions"] else "dump"
+        if facts["sessions"]:
+            say(f"{source.name} has {facts['sessions']} other session(s): cloning online "
+                "(pg_dump | pg_restore), no session is terminated")
+    if used == "template":
+        try:
+            postgres.clone_template(host, source, clone, facts["owner"], terminate=terminate)
+        except CommandError as exc:
+            if strategy == "auto" and "being accessed by other users" in exc.stderr:
+                used = "dump"  # someone connected between the check and the CREATE
+            else:
+                raise ProdmirrorError(f"CREATE DATABASE {clone} TEMPLATE {source.name} failed: "
+                                      f"{last_line(exc.stderr)}; use --strategy dump (online) or --terminate") from None
+    if used == "dump":
+        postgres.clone_dump(host, source, clone, facts["owner"])
+    return used
+
+
+def human_duration(seconds):
+    """Given seconds, return the shortest exact form: '24h', '90m', '2d', '45s'."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _migration_targets(cfg, env, source):
+    """Return the databases a hotfix migration goes to: the bugfix clone, and the dev database if configured."""
+    targets = [dataclasses.replace(source, name=clone_name(cfg, source))]
+    if cfg.dev_database:
+        targets.append(env.database(cfg.dev_database))
+    return targets
+
+
+def migrate(project, file, dry_run=False, echo=False):
+    """Apply a SQL migration file to the bugfix database (and dev), each in one transaction, recorded once."""
+    cfg = settings(project)
+    env, source = source_of(project, cfg)
+    path = Path(file)
+    if not path.is_file():
+        raise ProdmirrorError(f"no migration file {file!r}")
+    sql = path.read_text()
+    migrations.check_file(path.name, sql)
+    targets = _migration_targets(cfg, env, source)
+    table = cfg.migrations.table
+    with Run(project, "hotfix.migrate", [env.name], dry_run=dry_run, echo=echo, migration=path.name) as run:
+        host = run.hosts.for_db(source)
+        for db in targets:
+            if not postgres.exists(host, db):
+                raise ProdmirrorError(f"{db.name} does not exist on {env.name}" +
+                                      (" (run hotfix.create first)" if db.key == source.key else ""))
+        plan = []
+        for db in targets:
+            done = migrations.applied(host, db, table)
+            plan.append((db, done, "already applied" if path.name in done else "apply"))
+        if not run.proceed(f"hotfix.migrate {path.name}", [f"{db.name}: {what}" for db, _, what in plan]):
+            return {db.name: what for db, _, what in plan}
+        results = {}
+        for db, done, _ in plan:
+            results[db.name] = migrations.apply(host, db, path.name, sql, table, done)
+            say(f"{db.name}: {path.name} {results[db.name]}")
+        run.record["results"] = results
+        return results
+
+
+def teardown(project, name=None, expired=False, echo=False):
+    """Stop and remove the container, drop the bugfix database (idempotent). With `expired`, every
+    environment past its TTL. Return the names torn down."""
+    cfg = settings(project)
+    env, source = source_of(project, cfg)
+    state = read_state(project)
+    now = datetime.now(timezone.utc)
+    names = [n for n, e in state.items() if _expires(e) <= now] if expired else [name or clone_name(cfg, source)]
+    with Run(project, "hotfix.teardown", [env.name], echo=echo, databases=names) as run:
+        run.lock()
+        host = run.hosts.for_db(source)
+        for clone in names:
+            if clone == source.name:
+                raise ProdmirrorError(f"refusing to drop {clone}: it is the production database")
+            entry = state.get(clone, {})
+            box = entry.get("container") or (cfg.postgrest.name if cfg.postgrest else None)
+            if box:
+                gone = containers.remove(run.docker(env).client, box)
+                say(f"{box}: {'stopped and removed' if gone else 'not there'}")
+            existed = postgres.exists(host, dataclasses.replace(source, name=clone))
+            postgres.drop(host, source, clone)
+            say(f"{clone}: {'dropped' if existed else 'not there'}")
+            state.pop(clone, None)
+            _write_state(project, state)
+        run.record["torn_down"] = names
+        if not names:
+            say("no ephemeral environment is past its TTL")
+        return names
+
+
+def _expires(entry):
+    return datetime.fromisoformat(entry["created"]) + timedelta(seconds=entry["ttl"])
+
+
+def status(project, echo=False):
+    """Return [{name, database, exists, container, container_state, created, ttl, expires, expired}]."""
+    cfg = settings(project)
+    env, source = source_of(project, cfg)
+    state = read_state(project)
+    with Run(project, "hotfix.status", echo=echo, audit=False) as run:
+        host = run.hosts.for_db(source)
+        docker = None
+        if cfg.postgrest or any(e.get("container") for e in state.values()):
+            docker = run.docker(env).client
+            for box in docker.containers.list(all=True, filters={"label": containers.LABEL}):
+                name = box.labels[containers.LABEL]
+                state.setdefault(name, {"database": box.labels.get("prodmirror.database", name), "container": box.name,
+                                        "created": box.labels.get("prodmirror.created"),
+                                        "ttl": int(box.labels.get("prodmirror.ttl", "0"))})
+        now, rows = datetime.now(timezone.utc), []
+        for name, entry in sorted(state.items()):
+            expires = _expires(entry) if entry.get("created") else None
+            rows.append({"name": name, "database": entry["database"],
+                         "exists": postgres.exists(host, dataclasses.replace(source, name=entry["database"])),
+                         "container": entry.get("container"),
+                         "container_state": containers.state(docker, entry["container"])
+                         if docker and entry.get("container") else None,
+                         "created": entry.get("created"), "ttl": human_duration(entry.get("ttl", 0)),
+                         "expires": expires.isoformat(timespec="seconds") if expires else None,
+                         "expired": bool(expires and expires <= now)})
+        return rows

@@ -1,0 +1,42 @@
+"""Invoke configuration + .env -> validated, typed sections (model.py).
+
+`load()` reads the `environments`, `backups`, `mirror` and `hotfix` sections of invoke's config, each
+through its own validator (a module of this folder named like the section, with the section's
+DEFAULTS, which the collections also register with `ns.configure`). Every structural mistake is found
+here, before anything runs, and reported as one line that names the key. `${VAR}` (expand.py) is
+filled from the process environment, then from the `.env` file beside invoke.yaml.
+"""
+
+import os
+from pathlib import Path
+
+from . import backups, environments, hotfix, mirror
+from .expand import Expander, plain
+from .model import (Backups, Database, Deploy, DjangoApp, Environment, Hotfix, Migrations, Mirror,  # noqa: F401
+                    Postgrest, Project, Secret, SSHTarget)
+from .validate import duration as parse_duration  # noqa: F401
+
+
+def load(config, root):
+    """Given invoke's config (a mapping) and the project root, return a validated Project.
+
+    Raise ConfigError with the offending key for any structural mistake.
+    """
+    from dotenv import dotenv_values  # only when a task runs: `inv --list` never reads .env
+
+    root = Path(root)
+    values = {**dotenv_values(root / ".env"), **os.environ}
+    missing = {}
+    expand = Expander(values, missing)
+    return Project(root=root, environments=environments.validate(_get(config, "environments"), expand),
+                   backups=backups.validate(_get(config, "backups"), root, expand), missing=missing,
+                   mirror=mirror.validate(expand(_get(config, "mirror"), "mirror"), root),
+                   hotfix=hotfix.validate(expand(_get(config, "hotfix"), "hotfix")), variables=values)
+
+
+def _get(config, key):
+    try:
+        value = config[key]
+    except (KeyError, AttributeError):
+        return {}
+    return plain(value) if value is not None else {}

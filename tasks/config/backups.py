@@ -1,0 +1,14 @@
+"""The `backups` section: where backups are kept and how many per environment."""
+
+from .model import Backups
+from .validate import integer, mapping, only, with_defaults
+
+DEFAULTS = {"dir": "backups", "keep": 5}
+
+
+def validate(raw, root, expand):
+    """Given the raw `backups` mapping (defaults below it), return Backups."""
+    raw = with_defaults(mapping(raw, "backups"), DEFAULTS)
+    only(raw, set(DEFAULTS), "backups")
+    keep = integer(expand(raw["keep"], "backups.keep"), "backups.keep", minimum=0)
+    return Backups(dir=root / str(expand(raw["dir"], "backups.dir")), keep=keep)

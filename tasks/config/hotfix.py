@@ -1,0 +1,73 @@
+"""The `hotfix` section (seed 002): which production database to clone, how, for how long; the PostgREST
+container, the migrations and the deploy. Absent (nothing but the defaults) means hotfix.* is not set up."""
+
+import re
+
+from ..errors import ConfigError
+from .model import Deploy, Hotfix, Migrations, Postgrest, Secret
+from .validate import SIMPLE_NAME, duration, integer, mapping, only, with_defaults
+
+DEFAULTS = {"environment": "production", "clone": "{name}_bugfix", "strategy": "auto", "ttl": "24h",
+            "migrations": {"dir": "migrations", "pattern": "*.sql", "table": "prodmirror_migrations"}}
+KEYS = {*DEFAULTS, "database", "dev_database", "postgrest", "deploy"}
+STRATEGIES = ("auto", "template", "dump")
+POSTGREST_KEYS = {"image", "name", "network", "db_host", "db_port", "db_user", "db_password", "schemas", "anon_role",
+                  "jwt_secret", "port", "labels", "command", "url", "environment"}
+DEPLOY_KEYS = {"repo", "dev_branch", "branch", "source", "target", "exclude"}
+
+
+def validate(raw):
+    """Given the raw `hotfix` mapping (${VAR} already filled), return Hotfix, or None when not configured."""
+    raw = with_defaults(mapping(raw, "hotfix"), DEFAULTS)
+    if raw == DEFAULTS:
+        return None
+    only(raw, KEYS, "hotfix")
+    if not raw.get("database"):
+        raise ConfigError("hotfix.database: required (the key of the production database to clone)")
+    if raw["strategy"] not in STRATEGIES:
+        raise ConfigError(f'hotfix.strategy: expected {", ".join(STRATEGIES)}, got "{raw["strategy"]}"')
+    if "{name}" not in raw["clone"] and not SIMPLE_NAME.match(raw["clone"]):
+        raise ConfigError("hotfix.clone: a database name, or a pattern with {name}")
+    return Hotfix(database=raw["database"], environment=raw["environment"], clone=raw["clone"],
+                  strategy=raw["strategy"], ttl=duration(raw["ttl"], "hotfix.ttl"),
+                  dev_database=raw.get("dev_database") or None, postgrest=postgrest(raw.get("postgrest")),
+                  migrations=migrations(raw["migrations"]), deploy=deploy(raw.get("deploy")))
+
+
+def postgrest(raw):
+    raw = mapping(raw or {}, "hotfix.postgrest")
+    if not raw:
+        return None
+    only(raw, POSTGREST_KEYS, "hotfix.postgrest")
+    for key in ("image", "name"):
+        if not raw.get(key):
+            raise ConfigError(f"hotfix.postgrest.{key}: required")
+    schemas = raw.get("schemas", [])
+    labels = mapping(raw.get("labels", {}) or {}, "hotfix.postgrest.labels")
+    values = {**raw, "labels": labels, "environment": mapping(raw.get("environment", {}) or {}, "hotfix.postgrest.environment"),
+              "schemas": tuple(schemas if isinstance(schemas, list) else [s.strip() for s in str(schemas).split(",")]),
+              "db_password": Secret(raw.get("db_password") or ""), "jwt_secret": Secret(raw.get("jwt_secret") or "")}
+    for key in ("db_port", "port"):
+        if key in raw:
+            values[key] = integer(raw[key], f"hotfix.postgrest.{key}", minimum=1, maximum=65535)
+    return Postgrest(**values)
+
+
+def migrations(raw):
+    raw = mapping(raw or {}, "hotfix.migrations")
+    only(raw, {"dir", "pattern", "table"}, "hotfix.migrations")
+    out = Migrations(**raw)
+    if not re.match(r"^[a-z_][a-z0-9_]*$", out.table):
+        raise ConfigError("hotfix.migrations.table: a plain lower-case table name")
+    return out
+
+
+def deploy(raw):
+    raw = mapping(raw or {}, "hotfix.deploy")
+    if not raw:
+        return None
+    only(raw, DEPLOY_KEYS, "hotfix.deploy")
+    for key in ("repo", "target"):
+        if not raw.get(key):
+            raise ConfigError(f"hotfix.deploy.{key}: required")
+    return Deploy(**{**raw, **({"exclude": tuple(raw["exclude"])} if "exclude" in raw else {})})

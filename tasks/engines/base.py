@@ -1,0 +1,97 @@
+"""The engine contract, written once. An engine is one module in this folder (postgres.py, mongo.py; a
+MySQL engine would be mysql.py) that gives every name of `Engine` below; `engines.engine_for` checks
+it and names what is missing in one line, before anything runs. Config validation reads what an
+engine needs from the module itself (REQUIRED_KEYS, OBJECT_WORD), so adding an engine is one file.
+
+Restores (`AtomicRestore`, `ObjectReplace`) subclass `Restore`: begin() returns the sink that the
+dump is pumped into, then finish() (optional), commit() and, on any failure, abort().
+"""
+
+from typing import Protocol
+
+
+class Restore:
+    """Data arriving into a target, all or nothing.
+
+    begin() prepares the target side (e.g. a temporary database) and returns the sink (an End) to
+    pump the dump into; finish() runs once every byte went in (optional: closing statements);
+    commit() makes the data live (e.g. the swap); abort() leaves the target as it was, never raises.
+    `portable` drops the source's owners and grants (they may not exist on the target);
+    `keep_privileges` re-applies the target's own owners and grants after the swap (a push).
+    Engines without owners or grants accept both and have nothing to do for them.
+    """
+
+    def __init__(self, host, db, *, portable=True, keep_privileges=False):
+        self.host, self.db, self.portable, self.keep_privileges = host, db, portable, keep_privileges
+
+    def begin(self):
+        raise NotImplementedError
+
+    def finish(self):
+        """Optional: called after the last byte went in, before the sink is checked."""
+
+    def commit(self):
+        """Optional for restores whose sink commits by itself (its check() says whether it did)."""
+
+    def abort(self):
+        """Optional for restores that leave nothing behind when their sink fails."""
+
+
+class Engine(Protocol):
+    """What every engine module gives. `host` is where its tools run (hosts.py), `db` a config Database,
+    `obj` what resolve_object() returned for one table or collection."""
+
+    REQUIRED_KEYS: tuple   # database keys config validation requires, e.g. ("name", "user")
+    OBJECT_WORD: str       # what one object is called: "table", "collection"
+    SUFFIX: str            # file suffix of a whole-database dump in a backup
+    OBJECT_SUFFIX: str     # file suffix of a one-object dump
+    DUMP_TOOL: str         # the tool named in a backup's manifest
+
+    def tool_version(self, host) -> str:
+        """Return the dump tool's version on `host`; raise HostError naming what to install."""
+
+    def preflight(self, src_host, src, dst_host, dst) -> dict:
+        """Check both sides before anything moves; return facts, at least {'target_exists': bool}."""
+
+    def exists(self, host, db) -> bool:
+        """Return whether the database exists."""
+
+    def dump(self, host, db):
+        """Start a dump of the whole database; return the Proc (a source) whose stdout is the archive."""
+
+    def AtomicRestore(self, host, db, *, portable=True, keep_privileges=False) -> Restore:  # noqa: N802
+        """Return the Restore that replaces the whole database atomically."""
+
+    def fingerprint(self, host, db) -> dict:
+        """Return {'tables': {name: [rows, hash]}, 'sequences': {name: value}} for status and parity."""
+
+    def counters(self, host, db) -> dict:
+        """Return {name: [change signal, rows]}: what the drift guard compares between syncs."""
+
+    def resolve_object(self, host, db, name):
+        """Given a user's name for one table/collection, return the engine's reference to it (JSON-able;
+        a tuple is stored as a list); raise ProdmirrorError naming close matches."""
+
+    def object_label(self, obj) -> str:
+        """Return the name under which `obj` is shown, recorded and compared."""
+
+    def dump_object(self, host, db, obj):
+        """Start a dump of one object; return the Proc."""
+
+    def ObjectReplace(self, host, db, obj) -> Restore:  # noqa: N802
+        """Return the Restore that replaces one object's data atomically."""
+
+    def explain_object_failure(self, exc, label) -> str:
+        """Given the CommandError of a failed ObjectReplace, return one line saying why."""
+
+    def reset_passwords(self, host, db, where, match, field, users, hashed) -> list:
+        """Set `field` to hashed[user] where `match` equals user in table/collection `where`; return the users found."""
+
+
+CONTRACT = tuple(sorted(set(Engine.__annotations__) | {
+    name for name, value in vars(Engine).items() if callable(value) and not name.startswith("_")}))
+
+
+def missing(module):
+    """Given an engine module, return the names of the contract it lacks (empty when it satisfies it)."""
+    return [name for name in CONTRACT if not hasattr(module, name)]

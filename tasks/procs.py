@@ -1,0 +1,120 @@
+"""Started commands whose bytes prodmirror moves: on this machine (subprocess) or on an SSH host (a
+paramiko channel). Both are a source (read) and a sink (write) for transfer.py, with the same
+check() (wait; raise CommandError naming the tool) and kill() (stop now).
+"""
+
+import os
+import subprocess
+import threading
+from dataclasses import dataclass
+
+from .errors import CommandError, HostError
+from .transfer import CHUNK, End
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+class Proc(End):
+    """A started command: read(n) from its stdout, write()/close_stdin() its stdin, wait() for its code."""
+
+    def __init__(self, where, argv):
+        self.where, self.argv = where, list(argv)
+        self._stderr = bytearray()
+
+    def _keep_stderr(self, data):
+        self._stderr += data
+        del self._stderr[:-65536]  # the tail is what explains a failure; never grow without bound
+
+    @property
+    def stderr(self):
+        return bytes(self._stderr).decode("utf-8", "replace")
+
+    def check(self, code=None):
+        """Wait for the command; raise CommandError if it did not exit 0."""
+        code = self.wait() if code is None else code
+        if code != 0:
+            raise CommandError(self.where, self.argv, code, self.stderr)
+
+
+class LocalProc(Proc):
+    def __init__(self, where, argv, env=None):
+        super().__init__(where, argv)
+        try:
+            self._p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+        except FileNotFoundError:
+            raise HostError(f"{where}: {argv[0]} is not installed (not found on PATH)") from None
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self):
+        for data in iter(lambda: os.read(self._p.stderr.fileno(), 65536), b""):
+            self._keep_stderr(data)
+
+    def read(self, n=CHUNK):
+        return os.read(self._p.stdout.fileno(), n)
+
+    def write(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._p.stdin.fileno(), view):]
+
+    def close_stdin(self):
+        if not self._p.stdin.closed:
+            self._p.stdin.close()
+
+    def wait(self):
+        self.close_stdin()
+        code = self._p.wait()
+        self._drain.join()
+        self._p.stdout.close()
+        return code
+
+    def kill(self):
+        if self._p.poll() is None:
+            self._p.kill()
+
+
+class ChannelProc(Proc):
+    """A command on an SSH host, driven on paramiko's channel: bytes in, bytes out, no decoding."""
+
+    def __init__(self, where, argv, transport, command, prologue=b""):
+        super().__init__(where, argv)
+        self._chan = transport.open_session(window_size=8 << 20, max_packet_size=1 << 15)
+        self._chan.exec_command(command)
+        if prologue:
+            self._chan.sendall(prologue)
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self):
+        for data in iter(lambda: self._chan.recv_stderr(65536), b""):
+            self._keep_stderr(data)
+
+    def read(self, n=CHUNK):
+        return self._chan.recv(n)
+
+    def write(self, data):
+        self._chan.sendall(data)
+
+    def close_stdin(self):
+        if not self._chan.closed:
+            try:
+                self._chan.shutdown_write()
+            except Exception:  # noqa: BLE001 - once the session ended paramiko raises several kinds; nothing to close
+                pass
+
+    def wait(self):
+        self.close_stdin()
+        code = self._chan.recv_exit_status()
+        self._drain.join(timeout=5)
+        self._chan.close()
+        return code
+
+    def kill(self):
+        self._chan.close()
