@@ -1,8 +1,8 @@
 """MongoDB end to end: the seed 001 scenarios against a real mongod with the real Database Tools.
 
-No MongoDB server or Database Tools package can be installed on this project's machines (TESTBED.md),
-so this tier runs only where mongod, mongodump and mongorestore are on PATH, and skips with that
-reason otherwise, in CI too. It never simulates a server.
+No MongoDB server or Database Tools package can be installed on this project's machines (Debian's
+registry has none), so this tier runs only where mongod, mongodump and mongorestore are on PATH, and
+skips with that reason otherwise, in CI too. It never simulates a server.
 """
 
 import os

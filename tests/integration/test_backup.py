@@ -1,4 +1,4 @@
-"""Backups against real clusters: manifest, verification, retention, restore; and the version guard."""
+"""Backups against real clusters: manifest, verification, retention, restore."""
 
 import dataclasses
 import json
@@ -7,9 +7,7 @@ import pytest
 
 from tasks import backup_store
 from tasks.actions import backup, sync
-from tasks.engines import postgres
-from tasks.errors import BackupError, ProdmirrorError
-from tasks.hosts import Result
+from tasks.errors import BackupError
 from tests.conftest import make_config, table_digests
 
 
@@ -44,41 +42,3 @@ def test_tampered_backup_is_refused_and_nothing_changes(prod, local, sshd, dbnam
     with pytest.raises(BackupError, match="does not match its manifest"):
         backup.restore_backup(project, taken.name, "local")
     assert table_digests(local, dbname) == before
-
-
-@pytest.mark.parametrize("name", ["../etc", "a/b", ".hidden", "", "x/../../y"])
-def test_bad_backup_names_are_rejected(name, tmp_path):
-    with pytest.raises(BackupError, match="invalid backup name"):
-        backup_store.check_name(name)
-
-
-class FakeHost:
-    """Answers `--version` and the server-version query: the error path needs no real old server."""
-
-    def __init__(self, label, versions, server=150000):
-        self.label, self.versions, self.server = label, versions, server
-
-    def run(self, argv, input=None, env=None, check=True):
-        if argv[-1] == "--version":
-            return Result(0, f"{argv[0]} (PostgreSQL) {self.versions[argv[0]]}\n", "")
-        if "server_version_num" in (input or ""):
-            return Result(0, f"{self.server}\x1f1\n", "")  # version, database exists
-        return Result(0, "1\n", "")
-
-
-def test_preflight_reports_pg_dump_older_than_server():
-    from tasks.config import Database
-
-    db = Database(key="app", env="production", engine="postgres", name="x", user="u")
-    src = FakeHost("production", {"pg_dump": "13.4"}, server=160002)
-    dst = FakeHost("local", {"pg_restore": "16.1"})
-    with pytest.raises(ProdmirrorError, match="pg_dump 13.4 cannot dump a PostgreSQL 16 server; install postgresql-client-16"):
-        postgres.preflight(src, db, dst, db)
-
-
-def test_preflight_reports_pg_restore_older_than_pg_dump():
-    from tasks.config import Database
-
-    db = Database(key="app", env="production", engine="postgres", name="x", user="u")
-    with pytest.raises(ProdmirrorError, match="pg_restore 13.1 cannot read an archive from pg_dump 15.2"):
-        postgres.preflight(FakeHost("production", {"pg_dump": "15.2"}), db, FakeHost("local", {"pg_restore": "13.1"}), db)

@@ -135,6 +135,16 @@ def _get(url, attempts=50):
     raise AssertionError(f"nothing answers at {url}")
 
 
+def test_hotfix_dry_runs_change_nothing_and_leave_one_audit_line_each(prod, sshd, lm360, tmp_path):
+    from tasks import audit
+
+    project = project_for(tmp_path, prod, sshd, lm360)
+    assert hotfix.create(project, dry_run=True) is None
+    assert prod.psql(f"SELECT 1 FROM pg_database WHERE datname = '{lm360}_bugfix'").strip() == ""
+    assert hotfix.read_state(project) == {}
+    assert [(r["task"], r["result"]) for r in audit.read(project.state_dir)] == [("hotfix.create", "dry-run")]
+
+
 def test_create_with_a_session_held_clones_online_and_keeps_it(prod, sshd, lm360, tmp_path):
     project = project_for(tmp_path, prod, sshd, lm360)
     held = subprocess.Popen([f"{prod.bin}/psql", "-X", "-h", "127.0.0.1", "-p", str(prod.port), "-U", "postgres",
@@ -181,6 +191,9 @@ def test_migrate_applies_once_to_bugfix_and_dev(prod, sshd, lm360, tmp_path):
     good.write_text("ALTER TABLE custodian.custodians ADD COLUMN note text;\n")
     assert hotfix.migrate(project, str(good), dry_run=True) == {f"{lm360}_bugfix": "apply", f"{lm360}_dev": "apply"}
     assert prod.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'", db=f"{lm360}_dev").strip() == "0"
+    from tasks import audit
+
+    assert [(r["task"], r["result"]) for r in audit.read(project.state_dir)][-1] == ("hotfix.migrate", "dry-run")
     assert hotfix.migrate(project, str(good)) == {f"{lm360}_bugfix": "applied", f"{lm360}_dev": "applied"}
     assert hotfix.migrate(project, str(good)) == {f"{lm360}_bugfix": "already applied", f"{lm360}_dev": "already applied"}
     bad = tmp_path / "migrate_custodian_v3.sql"
@@ -249,6 +262,9 @@ def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, 
     before = (table_digests(prod, lm360), snapshot_files(target), git(repo, "rev-parse", "master", "dev"))
 
     plan = deploy.deploy(project, dry_run=True)
+    from tasks import audit
+
+    assert [(r["task"], r["result"]) for r in audit.read(project.state_dir)] == [("hotfix.deploy", "dry-run")]
     assert plan["pending"] == ["migrations/migrate_v2.sql", "migrations/migrate_v10.sql"]
     assert len(plan["commits"]) == 1 and plan["conflicts"] == []
     assert "index.html" in " ".join(plan["changes"]) and any("old.js" in c for c in plan["changes"])

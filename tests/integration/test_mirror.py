@@ -128,6 +128,21 @@ def test_download_only_stores_a_snapshot_and_touches_nothing_local(project, loca
     assert (project.mirror.snapshots / rec["snapshot"] / "gamit.pgdump").exists()
 
 
+def test_mirror_dry_runs_change_nothing_and_leave_one_audit_line_each(project, local):
+    snapshot = mirror.production(project, download_only=True)["snapshot"]
+    start = len(audit.read(project.state_dir))
+    assert mirror.production(project, dry_run=True) is None
+    assert mirror.force_sync_code(project, dry_run=True) is None
+    assert mirror.restore_db(project, dry_run=True) is None
+    records = audit.read(project.state_dir)[start:]
+    assert [(r["task"], r["result"]) for r in records] == [
+        ("mirror.production", "dry-run"), ("mirror.force-sync-code", "dry-run"), ("mirror.restore-db", "dry-run")]
+    assert records[1]["snapshot"] == snapshot
+    assert not (project.root / "code").exists()
+    assert local.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB}'").strip() == ""
+    assert [b.name for b in backup_store.list_backups(project, project.mirror.snapshots)] == [snapshot]
+
+
 def test_fix_migrations_detects_and_repairs_missing_row(project, local):
     mirror.production(project)
     assert mirror.fix_migrations(project) == {"gamit": []}  # consistent: left alone

@@ -196,3 +196,27 @@ def test_cli_push_and_bad_collection_names(prod, local, sshd, dbname, tmp_path, 
     for name in ("users; rm -rf /", "$(id)"):
         res = inv(repo, "db.sync.collection-to-production", name, "--force")
         assert res.returncode == 1 and res.stderr.strip().startswith("prodmirror: invalid table or collection name")
+
+
+def test_every_sync_and_restore_dry_run_changes_nothing_and_leaves_one_audit_line(prod, local, dbname, synced):
+    local.psql("UPDATE users SET name = 'edited locally' WHERE id = 3", db=dbname, user="spmo_admin")
+    taken = backup.backup(synced, "local").name
+    before = (table_digests(prod, dbname), table_digests(local, dbname), sorted(p.name for p in synced.backups_dir.iterdir()))
+    start = len(audit.read(synced.state_dir))
+    calls = [
+        ("db.sync.from-production", lambda t: sync.copy(synced, "production", "local", dry_run=True, task=t)),
+        ("db.sync.to-production", lambda t: sync.copy(synced, "local", "production", dry_run=True, task=t)),
+        ("db.sync.collection-from-production", lambda t: sync.copy_object(synced, "production", "local", "users",
+                                                                          dry_run=True, task=t)),
+        ("db.sync.collection-to-production", lambda t: sync.copy_object(synced, "local", "production", "users",
+                                                                        dry_run=True, task=t)),
+        ("db.backup.restore-local", lambda t: backup.restore_backup(synced, taken, "local", dry_run=True, task=t)),
+        ("db.backup.restore-production", lambda t: backup.restore_backup(synced, taken, "production", dry_run=True,
+                                                                         task=t)),
+    ]
+    for task, call in calls:
+        assert call(task) is None
+    assert (table_digests(prod, dbname), table_digests(local, dbname),
+            sorted(p.name for p in synced.backups_dir.iterdir())) == before
+    records = audit.read(synced.state_dir)[start:]
+    assert [(r["task"], r["result"]) for r in records] == [(task, "dry-run") for task, _ in calls]

@@ -1,8 +1,13 @@
-"""Argv builders and the secret channel: exact commands, and no secret ever in argv."""
+"""The Postgres engine without a server: argv builders, the secret channel (no secret ever in argv), and the
+version guard of preflight."""
+
+import pytest
 
 from tasks.config import Database, Secret
 from tasks.engines import postgres
+from tasks.errors import ProdmirrorError
 from tasks.hosts import ContainerHost, LocalHost, secret_prologue
+from tasks.procs import Result
 
 
 def db(**kw):
@@ -45,3 +50,31 @@ def test_local_host_run_passes_secret_in_environment_only():
 
 def test_side_names_fit_postgres_identifier_limit():
     assert len(postgres._side_name("x" * 80, "__pm_new")) == 63
+
+
+class FakeHost:
+    """Answers `--version` and the server-version query: the error path needs no real old server."""
+
+    def __init__(self, label, versions, server=150000):
+        self.label, self.versions, self.server = label, versions, server
+
+    def run(self, argv, input=None, env=None, check=True):
+        if argv[-1] == "--version":
+            return Result(0, f"{argv[0]} (PostgreSQL) {self.versions[argv[0]]}\n", "")
+        if "server_version_num" in (input or ""):
+            return Result(0, f"{self.server}\x1f1\n", "")  # version, database exists
+        return Result(0, "1\n", "")
+
+
+def test_preflight_reports_pg_dump_older_than_server():
+    db = Database(key="app", env="production", engine="postgres", name="x", user="u")
+    src = FakeHost("production", {"pg_dump": "13.4"}, server=160002)
+    dst = FakeHost("local", {"pg_restore": "16.1"})
+    with pytest.raises(ProdmirrorError, match="pg_dump 13.4 cannot dump a PostgreSQL 16 server; install postgresql-client-16"):
+        postgres.preflight(src, db, dst, db)
+
+
+def test_preflight_reports_pg_restore_older_than_pg_dump():
+    db = Database(key="app", env="production", engine="postgres", name="x", user="u")
+    with pytest.raises(ProdmirrorError, match="pg_restore 13.1 cannot read an archive from pg_dump 15.2"):
+        postgres.preflight(FakeHost("production", {"pg_dump": "15.2"}), db, FakeHost("local", {"pg_restore": "13.1"}), db)
