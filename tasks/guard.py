@@ -1,12 +1,12 @@
 """Guards of a protected environment: confirmation (type its name; --force/FORCE=true skips it) and one
-run per environment at a time (lock files with stale-lock detection). The drift guard is drift.py,
+run per environment at a time (an OS-level lock the kernel releases when its holder dies). The drift guard is drift.py,
 the audit log audit.py; the run context (actions/run.py) applies them all."""
 
+import fcntl
 import json
 import os
 import socket
 import sys
-import time
 from datetime import datetime, timezone
 
 from .audit import who
@@ -41,72 +41,70 @@ def confirm(env, action, force=False, stdin=None):
 
 
 class Lock:
-    """An exclusive lock file per environment. A lock left by a process that died on this machine is stale and taken over."""
+    """An exclusive lock per environment: `flock` on `.prodmirror/locks/<env>.lock`.
+
+    The kernel holds the lock for the process, so exactly one run holds it even when several start at
+    the same instant, and a run that dies (SIGKILL, a crash, a reboot) releases it by dying: there is
+    no stale lock to detect or break. The file also says who holds it, for the "busy" message.
+    """
 
     def __init__(self, state_dir, env, task):
         self.path = state_dir / "locks" / f"{env}.lock"
-        self.env, self.task, self.held = env, task, False
+        self.env, self.task, self._fd = env, task, None
+
+    @property
+    def held(self):
+        return self._fd is not None
 
     def acquire(self):
+        """Take the lock or raise GuardError naming its holder; return self."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "user": who(), "task": self.task,
-              "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        for _ in range(3):
+        for _ in range(20):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None and not self._stale(holder):
-                    raise GuardError(
-                        f"{self.env} is busy: {holder.get('task')} by {holder.get('user')}@{holder.get('host')} "
-                        f"(pid {holder.get('pid')}) since {holder.get('since')}; lock file {self.path}") from None
-                say(f"removing a stale lock on {self.env} (pid {holder.get('pid') if holder else '?'} is gone)")
-                try:
-                    self.path.unlink()
-                except FileNotFoundError:
-                    pass
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(fd)
+                os.close(fd)
+                raise GuardError(
+                    f"{self.env} is busy: {holder.get('task', '?')} by {holder.get('user', '?')}@{holder.get('host', '?')} "
+                    f"(pid {holder.get('pid', '?')}) since {holder.get('since', '?')}; lock file {self.path}") from None
+            # The holder before us may have unlinked the file between our open and our flock: then we
+            # hold a lock on a file nobody else will ever open, so try again on the current one.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self.held = True
+            left = _holder(fd)
+            if left.get("pid"):
+                say(f"taking over the lock on {self.env} left by pid {left.get('pid')} ({left.get('task', '?')}), "
+                    "which ended without releasing it")
+            me = {"pid": os.getpid(), "host": socket.gethostname(), "user": who(), "task": self.task,
+                  "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
+            self._fd = fd
             return self
-        raise GuardError(f"cannot take the lock on {self.env} ({self.path})")
-
-    def _holder(self):
-        try:
-            text = self.path.read_text()
-            age = time.time() - self.path.stat().st_mtime
-        except FileNotFoundError:
-            return None
-        try:
-            holder = json.loads(text)
-            if isinstance(holder, dict) and holder:
-                return holder
-        except ValueError:
-            pass
-        # Empty or unparsable: created but not yet filled by its owner (busy), or torn by a crash long ago (stale).
-        if age < 5:
-            return {"host": "?", "user": "?", "task": "a run that is starting", "pid": "?", "since": "now"}
-        return {"pid": 0, "host": socket.gethostname()}
-
-    @staticmethod
-    def _stale(holder):
-        if holder.get("host") != socket.gethostname():
-            return False  # another machine's lock, or one being written: never ours to break
-        if not holder.get("pid"):
-            return True  # torn by a crash on this machine
-        try:
-            os.kill(int(holder["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        raise GuardError(f"cannot take the lock on {self.env} ({self.path}): it keeps being replaced")
 
     def release(self):
-        if self.held:
+        """Remove the lock file, then let go of the lock (in that order, so nobody locks a removed file)."""
+        if self._fd is not None:
             try:
                 self.path.unlink()
             except FileNotFoundError:
                 pass
-            self.held = False
+            os.close(self._fd)
+            self._fd = None
+
+
+def _holder(fd):
+    """Given a lock file's descriptor, return what its holder wrote ({} when empty or torn)."""
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}

@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -45,39 +46,43 @@ def test_unprotected_environment_needs_no_confirmation(monkeypatch):
     guard.confirm(Environment(name="local"), "x", stdin=io.StringIO(""))
 
 
-def test_lock_held_by_a_live_process_refuses(tmp_path):
-    holder = subprocess.Popen(["sleep", "30"])
-    try:
-        path = tmp_path / "locks" / "local.lock"
-        path.parent.mkdir()
-        path.write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "user": "ann",
-                                    "task": "db.sync.from-production", "since": "2026-11-21T08:00:00+00:00"}))
-        with pytest.raises(GuardError, match="local is busy: db.sync.from-production by ann@"):
-            guard.Lock(tmp_path, "local", "t").acquire()
-        assert path.exists()
-    finally:
-        holder.kill()
+HOLD = """
+import fcntl, json, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, json.dumps({"pid": os.getpid(), "host": "ops1", "user": "ann", "task": "db.sync.from-production",
+                         "since": "2026-11-21T08:00:00+00:00"}).encode())
+print("held", flush=True)
+time.sleep(30)
+"""
 
 
-def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    dead = subprocess.Popen(["true"])
-    dead.wait()
+def test_lock_held_by_another_process_refuses_naming_it(tmp_path):
     path = tmp_path / "locks" / "local.lock"
     path.parent.mkdir()
-    path.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(GuardError, match=r"local is busy: db.sync.from-production by ann@ops1 \(pid \d+\)"):
+            guard.Lock(tmp_path, "local", "t").acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The kernel released the dead holder's lock: the next run takes it, and says whose it was.
     lock = guard.Lock(tmp_path, "local", "t").acquire()
     assert json.loads(path.read_text())["pid"] == os.getpid()
     lock.release()
     assert not path.exists()
 
 
-def test_lock_being_written_is_busy_and_a_torn_old_one_is_stale(tmp_path):
+@pytest.mark.parametrize("content", ["", "{torn", json.dumps({"pid": 999999, "host": socket.gethostname()})])
+def test_a_lock_file_nobody_holds_is_taken_whatever_it_says(tmp_path, content):
     path = tmp_path / "locks" / "local.lock"
     path.parent.mkdir()
-    path.write_text("")  # another run created it an instant ago and is about to fill it
-    with pytest.raises(GuardError, match="local is busy"):
-        guard.Lock(tmp_path, "local", "t").acquire()
-    old = os.path.getmtime(path) - 60
-    os.utime(path, (old, old))  # the same torn file a minute later: its writer died
-    guard.Lock(tmp_path, "local", "t").acquire().release()
-    assert not path.exists()
+    path.write_text(content)
+    lock = guard.Lock(tmp_path, "local", "t").acquire()
+    assert lock.held and json.loads(path.read_text())["task"] == "t"
+    with pytest.raises(GuardError, match="local is busy: t by"):
+        guard.Lock(tmp_path, "local", "other").acquire()  # held, even within one process
+    lock.release()
+    assert not lock.held and not path.exists()
