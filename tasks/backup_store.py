@@ -1,8 +1,9 @@
 """The backup store: one folder per backup (`<env>_<YYYYmmdd_HHMMSS>`) with a dump per database and a
-manifest.json (env, db, engine, size, sha256, created, tool version). A backup is written into a
-`.partial-…` folder and renamed into place only once every dump completed and was re-read and
-verified, so `list` never shows half a backup. Retention keeps the newest `backups.keep` per
-environment and never the one just taken.
+manifest.json (env, db, engine, size, sha256, created, tool version; validated on every read by
+manifest.py). A backup is written into a `.partial-…` folder and renamed into place only once every
+dump completed and was re-read and verified, so `list` never shows half a backup. Retention keeps the
+newest `backups.keep` per environment and kind (whole databases, one-table backups), and never a
+backup it is told to protect: the one just taken, the one being restored.
 """
 
 import json
@@ -12,20 +13,13 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import manifest as manifests
 from .engines import engine_for
 from .errors import BackupError
+from .manifest import check_name  # noqa: F401 (the store's name rule; tasks and tests use it from here)
 from .statefile import write_json
 from .transfer import FileSink, pump, sha256_file
-from .ui import Progress
-
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def check_name(name):
-    """Raise BackupError unless `name` is a plain backup name (no '/', no '..', no leading dot)."""
-    if not NAME.match(name or "") or ".." in name:
-        raise BackupError(f"invalid backup name {name!r}: expected a name as shown by `inv db.backup.list`")
-
+from .ui import Progress, say
 
 class Backup:
     def __init__(self, path, manifest):
@@ -35,6 +29,11 @@ class Backup:
     env = property(lambda self: self.manifest["env"])
     created = property(lambda self: self.manifest["created"])
     databases = property(lambda self: self.manifest["databases"])
+
+    @property
+    def kind(self):
+        """'table' for a backup of single tables/collections, 'full' for whole databases."""
+        return "table" if any(e.get("object") for e in self.databases.values()) else "full"
 
     def file(self, key):
         return self.path / self.databases[key]["file"]
@@ -48,36 +47,57 @@ class Backup:
     def verify_entry(self, entry):
         """Given a manifest entry {file, size, sha256}, re-hash that file; return its path or raise BackupError."""
         path = self.path / entry["file"]
-        if not path.exists():
+        if not path.is_file():
             raise BackupError(f"backup {self.name}: {path.name} is missing")
         if path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
             raise BackupError(f"backup {self.name}: {path.name} does not match its manifest (sha256); not using it")
         return path
 
+    def check_entry(self, key):
+        """Return the state of database `key`'s file for a listing: ('yes', when last verified) when it
+        still matches, ('MISSING' | 'NO: changed', None) otherwise. A file whose size or modification
+        time moved since it was last verified is re-hashed now (and the new verification recorded)."""
+        entry = self.databases[key]
+        path = self.path / entry["file"]
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return "MISSING", None
+        if st.st_size != entry["size"]:
+            return "NO: changed", None
+        if entry.get("mtime_ns") != st.st_mtime_ns:
+            if sha256_file(path) != entry["sha256"]:
+                return "NO: changed", None
+            entry.update(mtime_ns=st.st_mtime_ns, verified_at=_now())
+            save_manifest(self)
+        return "yes", entry.get("verified_at") or self.created
 
-def list_backups(project, folder=None):
-    """Return every complete backup (or snapshot, given their folder), newest first."""
+
+def list_backups(project, folder=None, warn=False):
+    """Return every complete backup (or snapshot, given their folder) whose manifest is valid, newest
+    first. With `warn`, say one line for each folder skipped because its manifest is not."""
     found = []
     folder = folder or project.backups_dir
     if folder.is_dir():
         for child in folder.iterdir():
-            manifest = child / "manifest.json"
-            if child.is_dir() and not child.name.startswith(".") and manifest.exists():
+            if child.is_dir() and not child.name.startswith(".") and (child / "manifest.json").exists():
                 try:
-                    found.append(Backup(child, json.loads(manifest.read_text())))
-                except (ValueError, OSError):
-                    continue  # an unreadable manifest is not a backup we can vouch for
+                    found.append(Backup(child, manifests.read(child)))
+                except BackupError as exc:
+                    if warn:
+                        say(f"skipping {exc}")
     return sorted(found, key=lambda b: (b.created, b.name), reverse=True)
 
 
 def get(project, name, folder=None):
-    """Given a backup name, return the Backup. Raise BackupError if invalid or absent."""
+    """Given a backup name, return the Backup. Raise BackupError if the name is invalid, the backup
+    absent, or its manifest invalid."""
     check_name(name)
     folder = folder or project.backups_dir
     path = folder / name
     if not (path / "manifest.json").exists():
         raise BackupError(f"no backup named {name!r} in {folder} (see `inv db.backup.list`)")
-    return Backup(path, json.loads((path / "manifest.json").read_text()))
+    return Backup(path, manifests.read(path))
 
 
 def save_manifest(backup):
@@ -97,10 +117,14 @@ class BackupWriter:
         n = 2
         while (self.folder / self.name).exists():
             self.name, n = f"{env}_{stamp:%Y%m%d_%H%M%S}_{n}", n + 1
-        self.folder.mkdir(parents=True, exist_ok=True)
-        _remove_dead_partials(self.folder)
         self.work = self.folder / f".partial-{self.name}-{os.getpid()}"
-        self.work.mkdir()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _remove_dead_partials(self.folder)
+            self.work.mkdir()
+        except OSError as exc:
+            raise BackupError(f"cannot write backups into {self.folder} ({exc.strerror or exc}): check backups.dir; "
+                              "nothing was changed") from None
         self.manifest = {"name": self.name, "env": env, "created": stamp.isoformat(timespec="seconds"),
                          "reason": reason, "databases": {}}
 
@@ -129,9 +153,13 @@ class BackupWriter:
         try:
             with Progress(f"{'backup' if self.folder == self.project.backups_dir else 'snapshot'} {label}") as progress:
                 moved = pump(proc, [sink, *also], progress)
-            proc.check()
             if moved.broken_sink:
-                raise BackupError(f"{label}: writing {filename} failed")
+                # Stop the dump before anything waits on it: it is blocked writing to us (disk full).
+                proc.kill()
+                reason = getattr(moved.error, "strerror", None) or moved.error
+                raise BackupError(f"{label}: writing {self.work.parent / filename} failed ({reason}); "
+                                  "the partial backup was removed, nothing else was changed")
+            proc.check()
             sink.check()
         except BaseException:
             proc.kill()
@@ -139,39 +167,49 @@ class BackupWriter:
             raise
         if sha256_file(self.work / filename) != moved.sha256:
             raise BackupError(f"{label}: {filename} on disk does not match what was received")
-        return {"file": filename, "size": moved.bytes, "sha256": moved.sha256, "verified": True}
+        mtime = os.stat(self.work / filename).st_mtime_ns
+        return {"file": filename, "size": moved.bytes, "sha256": moved.sha256, "verified": True,
+                "verified_at": _now(), "mtime_ns": mtime}
 
-    def commit(self):
-        """Write the manifest, move the backup into place, apply retention; return the Backup."""
-        (self.work / "manifest.json").write_text(json.dumps(self.manifest, indent=2) + "\n")
+    def commit(self, protect=()):
+        """Write the manifest, move the backup into place, apply retention (never to this backup nor to
+        those named in `protect`); return the Backup."""
+        try:
+            (self.work / "manifest.json").write_text(json.dumps(self.manifest, indent=2) + "\n")
+        except OSError as exc:
+            raise BackupError(f"writing the manifest of {self.name} failed ({exc.strerror}); the partial backup "
+                              "was removed, nothing else was changed") from None
         final = self.folder / self.name
         os.replace(self.work, final)
-        retain(self.project, self.env, keep_also=self.name, folder=self.folder, keep=self.keep)
-        return Backup(final, self.manifest)
+        backup = Backup(final, self.manifest)
+        retain(self.project, self.env, backup.kind, protect={self.name, *protect}, folder=self.folder, keep=self.keep)
+        return backup
 
     def abort(self):
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def take(project, hosts, env, dbs, reason, objects=None):
+def take(project, hosts, env, dbs, reason, objects=None, protect=()):
     """Given databases of one environment, back them all up into one new backup; return it.
 
-    `objects` ({db key: obj}) limits a database's backup to that one table or collection."""
+    `objects` ({db key: obj}) limits a database's backup to that one table or collection; retention
+    never removes the backups named in `protect` (say, the one about to be restored)."""
     writer = BackupWriter(project, env, reason)
     try:
         for db in dbs:
             writer.add(hosts.for_db(db), db, (objects or {}).get(db.key))
-        return writer.commit()
+        return writer.commit(protect)
     except BaseException:
         writer.abort()
         raise
 
 
-def retain(project, env, keep_also=None, folder=None, keep=None):
-    """Delete the oldest backups of `env` beyond `keep` (default backups.keep), never `keep_also` (the one just taken)."""
-    mine = [b for b in list_backups(project, folder) if b.env == env]
+def retain(project, env, kind="full", protect=(), folder=None, keep=None):
+    """Delete the oldest backups of `env` of this kind ('full' or 'table') beyond the newest `keep`
+    (default backups.keep), but never one named in `protect`."""
+    mine = [b for b in list_backups(project, folder) if b.env == env and b.kind == kind]
     for old in mine[project.backups_keep if keep is None else keep:]:
-        if old.name != keep_also:
+        if old.name not in protect:
             shutil.rmtree(old.path, ignore_errors=True)
 
 
@@ -190,6 +228,10 @@ def _alive(pid):
     except PermissionError:
         return True
     return True
+
+
+def _now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def age(created, now=None):

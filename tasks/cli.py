@@ -3,12 +3,43 @@ into one line and a non-zero exit (no traceback), and keep invoke's own habits (
 
 import functools
 import os
+import sys
 from pathlib import Path
 
 from invoke import Exit
 
 from .config import load
-from .errors import Interrupted, ProdmirrorError
+from .errors import ConfigError, Interrupted, ProdmirrorError
+
+
+def check_project_file(folder):
+    """Exit with one line (code 2) if invoke.yaml in `folder` is not valid UTF-8 YAML.
+
+    invoke reads that file after it loaded tasks.py and shows a parser traceback for a mistake in it;
+    tasks.py calls this first, so the user gets the file, line and column instead."""
+    path = Path(folder) / "invoke.yaml"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return
+    except UnicodeDecodeError as exc:
+        _exit(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8")
+    except OSError as exc:
+        _exit(f"{path}: cannot read it: {exc.strerror}")
+    import yaml
+
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        _exit(f"{path}{where}: invalid YAML: {what}")
+
+
+def _exit(line, code=2):
+    print(f"prodmirror: {line}", file=sys.stderr)
+    sys.exit(code)
 
 
 def project(c):
@@ -22,8 +53,14 @@ def echo(c):
 
 
 def split_keys(value):
-    """Given '--db a,b' (or None), return ['a', 'b'] (or None for all)."""
-    return [k.strip() for k in value.split(",") if k.strip()] if value else None
+    """Given '--db a,b' (or None), return ['a', 'b'] (or None for all). Raise ConfigError for a value
+    that names no key at all ('', ','): that is a mistake, never a request for every database."""
+    if value is None:
+        return None
+    keys = [k.strip() for k in str(value).split(",") if k.strip()]
+    if not keys:
+        raise ConfigError(f"--db {value!r}: no database key given (leave --db out for every database)")
+    return keys
 
 
 def one_line_errors(body):
@@ -32,7 +69,14 @@ def one_line_errors(body):
     @functools.wraps(body)
     def wrapper(*args, **kwargs):
         try:
-            return body(*args, **kwargs)
+            result = body(*args, **kwargs)
+            sys.stdout.flush()  # inside the try: a closed pipe (`| head`) surfaces here, not at exit
+            return result
+        except BrokenPipeError:
+            # The reader (head, grep -q…) has what it wanted. Point stdout at /dev/null so the final
+            # flush at exit cannot raise again, and end as a command killed by SIGPIPE would.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise Exit(code=141) from None
         except ProdmirrorError as exc:
             raise Exit(f"prodmirror: {exc}", code=exc.exit_code) from None
         except Interrupted as exc:

@@ -14,15 +14,19 @@ import sys
 import threading
 from pathlib import Path
 
+from .config.model import Limits
 from .errors import HostError
 from .procs import ChannelProc, LocalProc, Result
 
 
 class Host:
-    """Base: `run` is `stream` plus collecting the output, so every kind of host behaves alike."""
+    """Base: `run` is `stream` plus collecting the output, so every kind of host behaves alike.
+
+    `limits` (config: limits.stall, limits.lock_wait) bound the waits of what runs there."""
 
     label = "host"
     echo = False
+    limits = Limits()
 
     def stream(self, argv, env=None):
         raise NotImplementedError
@@ -100,8 +104,9 @@ class SSHHost(Host):
         client = self.conn.client
         self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
         self.known_hosts.touch(exist_ok=True)
-        client.load_system_host_keys()
-        client.load_host_keys(str(self.known_hosts))
+        for path in (Path("~/.ssh/known_hosts").expanduser(), self.known_hosts):
+            if path.exists():
+                _load_host_keys(client, path, self.label)
         client.set_missing_host_key_policy(TrustOnFirstUse(self.label, self.known_hosts))
         where = f"{self.label}: {self.target}"
         try:
@@ -130,12 +135,31 @@ class SSHHost(Host):
         self._echo(argv)
         prologue = "".join(f"{v}\n" for v in env.values()).encode()
         try:
-            return ChannelProc(self.label, argv, transport, shlex.join(full), prologue)
+            return ChannelProc(self.label, argv, transport, shlex.join(full), prologue, stall=self.limits.stall)
+        except HostError:
+            raise
         except Exception as exc:  # paramiko raises several kinds when the session drops
             raise HostError(f"{self.label}: cannot start {argv[0]}: {exc or type(exc).__name__}") from None
 
     def close(self):
         self.conn.close()
+
+
+def _load_host_keys(client, path, label):
+    """Load a known_hosts file into the client; raise HostError naming the line that is not a host key."""
+    import paramiko
+
+    try:
+        if path == Path("~/.ssh/known_hosts").expanduser():
+            client.load_system_host_keys(str(path))
+        else:
+            client.load_host_keys(str(path))
+    except paramiko.hostkeys.InvalidHostKey as exc:
+        lines = path.read_text(errors="replace").splitlines()
+        number = next((i for i, line in enumerate(lines, 1) if line.strip() == str(exc.line).strip()), "?")
+        raise HostError(f"{label}: {path} line {number} is not a valid host key entry; fix or remove that line") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise HostError(f"{label}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 class TrustOnFirstUse:
@@ -169,6 +193,7 @@ class ContainerHost(Host):
     def __init__(self, inner, container, workdir=None):
         self.inner, self.container, self.workdir = inner, container, workdir
         self.label = f"{container} on {inner.label}"
+        self.limits = inner.limits
 
     def exec_argv(self, argv, env=None):
         flags = [part for name in (env or {}) for part in ("-e", name)]
@@ -218,6 +243,7 @@ class Hosts:
             else:
                 host = LocalHost(env.name)
             host.echo = self.echo
+            host.limits = self.project.limits
             self._open[env.name] = host
         return self._open[env.name]
 

@@ -4,6 +4,7 @@ check() (wait; raise CommandError naming the tool) and kill() (stop now).
 """
 
 import os
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -81,11 +82,16 @@ class LocalProc(Proc):
 
 
 class ChannelProc(Proc):
-    """A command on an SSH host, driven on paramiko's channel: bytes in, bytes out, no decoding."""
+    """A command on an SSH host, driven on paramiko's channel: bytes in, bytes out, no decoding.
 
-    def __init__(self, where, argv, transport, command, prologue=b""):
+    `stall` bounds every wait on the peer (seconds without a byte moving, limits.stall): a frozen
+    connection or host ends in HostError instead of a hang."""
+
+    def __init__(self, where, argv, transport, command, prologue=b"", stall=None):
         super().__init__(where, argv)
-        self._chan = transport.open_session(window_size=8 << 20, max_packet_size=1 << 15)
+        self.stall = stall
+        self._chan = transport.open_session(window_size=8 << 20, max_packet_size=1 << 15, timeout=stall)
+        self._chan.settimeout(stall)
         self._chan.exec_command(command)
         if prologue:
             self._chan.sendall(prologue)
@@ -93,14 +99,34 @@ class ChannelProc(Proc):
         self._drain.start()
 
     def _read_stderr(self):
-        for data in iter(lambda: self._chan.recv_stderr(65536), b""):
+        while True:
+            try:
+                data = self._chan.recv_stderr(65536)
+            except socket.timeout:
+                if self._chan.closed:
+                    return
+                continue  # a quiet stderr is normal; the data channel's own timeout bounds the run
+            except OSError:
+                return
+            if not data:
+                return
             self._keep_stderr(data)
 
+    def _frozen(self):
+        return HostError(f"{self.where}: {self.argv[0]}: nothing moved for {self.stall:g} s; the connection or the "
+                         "host seems frozen (limits.stall bounds this wait)")
+
     def read(self, n=CHUNK):
-        return self._chan.recv(n)
+        try:
+            return self._chan.recv(n)
+        except socket.timeout:
+            raise self._frozen() from None
 
     def write(self, data):
-        self._chan.sendall(data)
+        try:
+            self._chan.sendall(data)
+        except socket.timeout:
+            raise self._frozen() from None
 
     def close_stdin(self):
         if not self._chan.closed:
@@ -111,6 +137,9 @@ class ChannelProc(Proc):
 
     def wait(self):
         self.close_stdin()
+        if not self._chan.status_event.wait(self.stall):
+            self._chan.close()
+            raise self._frozen()
         code = self._chan.recv_exit_status()
         self._drain.join(timeout=5)
         self._chan.close()

@@ -3,7 +3,7 @@ change counters of both sides at that moment (what the drift guard compares agai
 
 from datetime import datetime, timezone
 
-from .statefile import read_json, write_json
+from .statefile import StateError, read_json, write_json
 
 
 def _path(project):
@@ -12,7 +12,12 @@ def _path(project):
 
 def read(project):
     """Return {db key: last sync record}; empty when nothing was ever synced."""
-    return read_json(_path(project), {})
+    state = read_json(_path(project), {}, shape=dict)
+    for key, entry in state.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("counters", {}), dict):
+            raise StateError(f"{_path(project)} is corrupt (entry {key!r}); nothing was changed. "
+                             "Move it aside to start afresh (prodmirror then knows no earlier sync)")
+    return state
 
 
 def record(project, key, source, target, task, counters):

@@ -39,7 +39,8 @@ class Moved:
     bytes: int
     sha256: str
     seconds: float
-    broken_sink: bool = False  # a sink stopped reading (it died): its exit code tells why
+    broken_sink: bool = False  # a sink stopped taking bytes (it died, the disk is full): see `error`
+    error: OSError = None
 
 
 class FileSink(End):
@@ -100,18 +101,22 @@ def pump(source, sinks, progress=None):
         try:
             for sink in sinks:
                 sink.write(chunk)
-        except OSError:
-            return Moved(moved, digest.hexdigest(), time.monotonic() - started, broken_sink=True)
+        except OSError as exc:
+            return Moved(moved, digest.hexdigest(), time.monotonic() - started, broken_sink=True, error=exc)
         if progress:
             progress.advance(len(chunk))
     return Moved(moved, digest.hexdigest(), time.monotonic() - started)
 
 
-def stream_into(source, restore, label):
-    """Pump `source` (an End) into `restore` (an engines.base.Restore) and commit it; return what moved.
+def stream_into(source, restore, label, commit=True):
+    """Pump `source` (an End) into `restore` (an engines.base.Restore); return what moved. With
+    `commit`, make it live (restore.commit() then cleanup()); without, the caller commits it
+    (see restore_all), and must abort() it if anything else fails first.
 
     A source that fails (killed dump, lost connection) or a restore that fails leaves the target as it
-    was: both ends are killed, the restore is aborted, and nothing is swapped in or committed.
+    was: both ends are killed, the restore is aborted, and nothing is swapped in or committed. The
+    error names the end that failed first: a sink that stopped reading is asked why before the
+    source, whose own failure (killed by us, or a broken pipe) would only be a consequence.
     """
     sink = restore.begin()
     try:
@@ -119,19 +124,55 @@ def stream_into(source, restore, label):
             moved = pump(source, [sink], progress)
         if moved.broken_sink:
             source.kill()
-        source.check()
-        if not moved.broken_sink:
-            restore.finish()
-        sink.check()
-        if moved.broken_sink:
+            sink.check()  # raises with the sink's own reason (killed, server gone, disk full)
             raise ProdmirrorError(f"{label}: the restore stopped reading before the end")
-        restore.commit()
-        return moved
+        source.check()
+        restore.finish()
+        sink.check()
+        if commit:
+            restore.commit()
     except BaseException:
         source.kill()
         sink.kill()
         restore.abort()
         raise
+    if commit:
+        restore.cleanup()
+    return moved
+
+
+def restore_all(jobs):
+    """Given [(start_source, restore, label)], stream every source into its restore and only once all
+    have arrived make them live together; return [Moved]. `start_source()` starts that dump when its
+    turn comes.
+
+    Nothing is swapped in while any is still streaming: a failure or an interruption (even in the
+    last one) aborts every restore, and every target stays as it was. If a swap itself fails, the
+    ones already swapped are undone, newest first.
+    """
+    arrived, moved = [], []
+    try:
+        for start_source, restore, label in jobs:
+            moved.append(stream_into(start_source(), restore, label, commit=False))
+            arrived.append(restore)
+    except BaseException:
+        for restore in arrived:
+            restore.abort()
+        raise
+    swapped = []
+    try:
+        for restore in arrived:
+            restore.commit()
+            swapped.append(restore)
+    except BaseException:
+        for restore in reversed(swapped):
+            restore.undo()
+        for restore in arrived[len(swapped):]:
+            restore.abort()
+        raise
+    for restore in arrived:
+        restore.cleanup()
+    return moved
 
 
 def sha256_file(path):

@@ -139,6 +139,16 @@ def project_for(tmp_path):
     return lambda cfg: config.load(cfg, tmp_path)
 
 
+@pytest.fixture
+def synced(prod, local, sshd, dbname, project_for):
+    """A project whose local was just pulled from production (the normal start of a push)."""
+    from tasks.actions import sync
+
+    project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
+    sync.copy(project, "production", "local", task="db.sync.from-production")
+    return project
+
+
 def table_digests(cluster, name):
     """An independent check of the data: per table, md5 of every row's text in a fixed order."""
     tables = cluster.psql("SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables "

@@ -8,7 +8,7 @@ from .. import backup_store, guard, hooks
 from ..engines import engine_for
 from ..errors import ProdmirrorError
 from ..hosts import check_containers
-from ..transfer import FileSource, stream_into
+from ..transfer import FileSource, restore_all
 from ..ui import human_bytes, say
 from .run import Run
 
@@ -39,11 +39,18 @@ def backup(project, env, keys=None, echo=False):
 
 
 def list_rows(project):
-    """Return one row per database of every backup, newest first:
-    (name, env, db, engine, size, age, verified)."""
-    return [(b.name, b.env, key, entry["engine"], human_bytes(entry["size"]), backup_store.age(b.created),
-             "yes" if entry.get("verified") else "no")
-            for b in backup_store.list_backups(project) for key, entry in b.databases.items()]
+    """Return one row per database of every backup, newest first: (name, env, db, engine, size, age,
+    verified). A one-table backup names its table; `verified` says when the file last matched its
+    sha256 (re-hashed now if it changed since), or that it is missing or no longer matches. Backups
+    whose manifest is invalid are skipped with one line each."""
+    rows = []
+    for b in backup_store.list_backups(project, warn=True):
+        for key, entry in b.databases.items():
+            state, when = b.check_entry(key)
+            what = f"{key} ({entry['object']} only)" if entry.get("object") else key
+            rows.append((b.name, b.env, what, entry["engine"], human_bytes(entry["size"]), backup_store.age(b.created),
+                         f"yes, {backup_store.age(when)} ago" if when else state))
+    return rows
 
 
 def restore_backup(project, name, target, keys=None, force=False, dry_run=False, task=None, echo=False):
@@ -84,9 +91,12 @@ def restore_into(run, taken, target, dbs, force=False, paths=None):
     guard.confirm(project.env(target), run.task, force)
     existing = [db for db, h in targets if engine_for(db).exists(h, db)]
     if existing:
-        before = backup_store.take(project, hosts, target, existing, reason=f"before {run.task} {taken.name}")
+        # Retention must not remove the backup being restored, whatever backups.keep says.
+        before = backup_store.take(project, hosts, target, existing, reason=f"before {run.task} {taken.name}",
+                                   protect={taken.name})
         run.record["backup"] = before.name
         say(f"backup of {target} taken: {before.name}")
+    jobs = []
     for db, host in targets:
         engine, entry = engine_for(db), taken.databases[db.key]
         if entry.get("object"):
@@ -94,6 +104,8 @@ def restore_into(run, taken, target, dbs, force=False, paths=None):
             restore = engine.ObjectReplace(host, db, tuple(ref) if isinstance(ref, list) else ref)
         else:
             restore = engine.AtomicRestore(host, db, portable=portable)
-        stream_into(FileSource(paths[db.key]), restore, f"{db.key}: {taken.name} → {target}")
+        jobs.append((lambda path=paths[db.key]: FileSource(path), restore, f"{db.key}: {taken.name} → {target}"))
+    restore_all(jobs)  # none is swapped in until all have arrived
+    for db, _ in targets:
         if db.after_sync:
             run.record.setdefault("after_sync", {})[db.key] = hooks.run_after_sync(project, hosts, db)

@@ -11,7 +11,7 @@ from .. import backup_store, drift, guard, hooks, syncstate
 from ..engines import engine_for
 from ..errors import CommandError, ProdmirrorError
 from ..hosts import check_containers
-from ..transfer import stream_into
+from ..transfer import restore_all, stream_into
 from ..ui import say
 from .run import Run
 
@@ -56,14 +56,14 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
         if not run.proceed(f"{task}: {source} → {target}", steps):
             return None
         rec, plan = run.record, []
+        state = syncstate.read(project)  # read first: a corrupt state file stops the run before anything moves
         for a, b in pairs:
             src_host, dst_host = run.hosts.for_db(a), run.hosts.for_db(b)
             check_containers(src_host, dst_host)
             engine = engine_for(a)
             facts = engine.preflight(src_host, a, dst_host, b)
             if dst_env.protected and facts["target_exists"]:
-                overridden = drift.check_drift(syncstate.read(project).get(a.key), target,
-                                               engine.counters(dst_host, b), force, a.key)
+                overridden = drift.check_drift(state.get(a.key), target, engine.counters(dst_host, b), force, a.key)
                 if overridden:
                     rec.setdefault("drift_overridden", {})[a.key] = overridden
             plan.append((engine, a, b, src_host, dst_host, facts))
@@ -73,13 +73,16 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
             taken = backup_store.take(project, run.hosts, target, existing, reason=f"before {task}")
             rec["backup"] = taken.name
             say(f"backup of {target} taken: {taken.name}")
-        for engine, a, b, src_host, dst_host, facts in plan:
-            # Restores drop owners and grants (the source's roles may not exist here); a protected
-            # target gets its own back afterwards, for every object that still exists.
-            restore = engine.AtomicRestore(dst_host, b, portable=True,
-                                           keep_privileges=dst_env.protected and facts["target_exists"])
-            moved = stream_into(engine.dump(src_host, a), restore, f"{a.key}: {source} → {target}")
+        # Restores drop owners and grants (the source's roles may not exist here); a protected target
+        # gets its own back afterwards, for every object that still exists. None is swapped in until
+        # every database has arrived.
+        jobs = [(lambda engine=engine, a=a, host=src_host: engine.dump(host, a),
+                 engine.AtomicRestore(dst_host, b, portable=True,
+                                      keep_privileges=dst_env.protected and facts["target_exists"]),
+                 f"{a.key}: {source} → {target}") for engine, a, b, src_host, dst_host, facts in plan]
+        for (_, a, _, _, _, _), moved in zip(plan, restore_all(jobs)):
             rec.setdefault("bytes", {})[a.key] = moved.bytes
+        for engine, a, b, src_host, dst_host, facts in plan:
             if b.after_sync:
                 rec.setdefault("after_sync", {})[b.key] = hooks.run_after_sync(project, run.hosts, b)
             syncstate.record(project, a.key, source, target, task,
@@ -113,6 +116,7 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
         if not run.proceed(f"{task}: {source} → {target}", steps):
             return None
         rec = run.record
+        state = syncstate.read(project)  # read first: a corrupt state file stops the run before anything moves
         src_host, dst_host = run.hosts.for_db(a), run.hosts.for_db(b)
         check_containers(src_host, dst_host)
         engine = engine_for(a)
@@ -121,8 +125,8 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
             raise ProdmirrorError(f"{name!r} is not the same object in {target}; run a full sync")
         label = engine.object_label(obj)
         if dst_env.protected:
-            overridden = drift.check_drift(syncstate.read(project).get(a.key), target,
-                                           engine.counters(dst_host, b), force, a.key, tables={label})
+            overridden = drift.check_drift(state.get(a.key), target, engine.counters(dst_host, b), force, a.key,
+                                           tables={label})
             if overridden:
                 rec["drift_overridden"] = overridden
         guard.confirm(dst_env, task, force)

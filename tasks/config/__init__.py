@@ -1,6 +1,6 @@
 """Invoke configuration + .env -> validated, typed sections (model.py).
 
-`load()` reads the `environments`, `backups`, `mirror` and `hotfix` sections of invoke's config, each
+`load()` reads the `environments`, `backups`, `limits`, `mirror` and `hotfix` sections of invoke's config, each
 through its own validator (a module of this folder named like the section, with the section's
 DEFAULTS, which the collections also register with `ns.configure`). Every structural mistake is found
 here, before anything runs, and reported as one line that names the key. `${VAR}` (expand.py) is
@@ -10,10 +10,11 @@ filled from the process environment, then from the `.env` file beside invoke.yam
 import os
 from pathlib import Path
 
-from . import backups, environments, hotfix, mirror
+from ..errors import ConfigError
+from . import backups, environments, hotfix, limits, mirror
 from .expand import Expander, plain
-from .model import (Backups, Database, Deploy, DjangoApp, Environment, Hotfix, Migrations, Mirror,  # noqa: F401
-                    Postgrest, Project, Secret, SSHTarget)
+from .model import (Backups, Database, Deploy, DjangoApp, Environment, Hotfix, Limits, Migrations,  # noqa: F401
+                    Mirror, Postgrest, Project, Secret, SSHTarget)
 from .validate import duration as parse_duration  # noqa: F401
 
 
@@ -25,13 +26,17 @@ def load(config, root):
     from dotenv import dotenv_values  # only when a task runs: `inv --list` never reads .env
 
     root = Path(root)
-    values = {**dotenv_values(root / ".env"), **os.environ}
+    try:
+        values = {**dotenv_values(root / ".env", encoding="utf-8"), **os.environ}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{root / '.env'}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     missing = {}
     expand = Expander(values, missing)
     return Project(root=root, environments=environments.validate(_get(config, "environments"), expand),
                    backups=backups.validate(_get(config, "backups"), root, expand), missing=missing,
                    mirror=mirror.validate(expand(_get(config, "mirror"), "mirror"), root),
-                   hotfix=hotfix.validate(expand(_get(config, "hotfix"), "hotfix")), variables=values)
+                   hotfix=hotfix.validate(expand(_get(config, "hotfix"), "hotfix")),
+                   limits=limits.validate(expand(_get(config, "limits"), "limits")), variables=values)
 
 
 def _get(config, key):

@@ -1,5 +1,6 @@
 """The `backups` section: where backups are kept and how many per environment."""
 
+from ..errors import ConfigError
 from .model import Backups
 from .validate import integer, mapping, only, with_defaults
 
@@ -11,4 +12,7 @@ def validate(raw, root, expand):
     raw = with_defaults(mapping(raw, "backups"), DEFAULTS)
     only(raw, set(DEFAULTS), "backups")
     keep = integer(expand(raw["keep"], "backups.keep"), "backups.keep", minimum=0)
-    return Backups(dir=root / str(expand(raw["dir"], "backups.dir")), keep=keep)
+    folder = expand(raw["dir"], "backups.dir")
+    if not isinstance(folder, str) or not folder.strip():
+        raise ConfigError(f"backups.dir: expected a folder (text), got {folder!r}")
+    return Backups(dir=root / folder, keep=keep)

@@ -70,7 +70,8 @@ def ssh(raw, path, expand):
     only(raw, SSH_KEYS, path)
     if not raw.get("host"):
         raise ConfigError(f"{path}.host: required")
-    port = integer(raw.get("port", 22) or 22, f"{path}.port", minimum=1, maximum=65535)
+    port = raw.get("port")
+    port = 22 if port in (None, "") else integer(port, f"{path}.port", minimum=1, maximum=65535)
     key = raw.get("key_filename") or None
     return SSHTarget(host=str(raw["host"]), user=raw.get("user") or None, port=port,
                      key_filename=str(Path(key).expanduser()) if key else None)

@@ -84,6 +84,14 @@ class Backups:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How long prodmirror waits before it gives up, in seconds (config section `limits`)."""
+
+    stall: float = 120      # an SSH transfer or command through which nothing moves (a frozen connection)
+    lock_wait: float = 60   # a lock held on a target: pg_dump's shared locks, a table replace, the swap
+
+
+@dataclass(frozen=True)
 class DjangoApp:
     """A Django app of the mirror (mirror.django[]): where its code is and how its manage.py runs."""
 
@@ -164,6 +172,7 @@ class Project:
     missing: dict = field(default_factory=dict)  # key path -> variable name
     mirror: Mirror = None
     hotfix: Hotfix = None
+    limits: Limits = Limits()
     variables: dict = field(default_factory=dict, repr=False)  # environment + .env (secrets: never print)
 
     @property

@@ -4,7 +4,9 @@ it and names what is missing in one line, before anything runs. Config validatio
 engine needs from the module itself (REQUIRED_KEYS, OBJECT_WORD), so adding an engine is one file.
 
 Restores (`AtomicRestore`, `ObjectReplace`) subclass `Restore`: begin() returns the sink that the
-dump is pumped into, then finish() (optional), commit() and, on any failure, abort().
+dump is pumped into, then finish() (optional) and commit(); on a failure before commit, abort(); on a
+failure of another restore's commit after this one's, undo(); once every restore of a run is live,
+cleanup() (transfer.restore_all drives several together).
 """
 
 from typing import Protocol
@@ -15,7 +17,9 @@ class Restore:
 
     begin() prepares the target side (e.g. a temporary database) and returns the sink (an End) to
     pump the dump into; finish() runs once every byte went in (optional: closing statements);
-    commit() makes the data live (e.g. the swap); abort() leaves the target as it was, never raises.
+    commit() makes the data live (e.g. the swap), keeping what it replaced aside until cleanup();
+    undo() puts that back after a commit; abort() leaves the target as it was; cleanup() drops what
+    commit() kept aside. abort(), undo() and cleanup() never raise.
     `portable` drops the source's owners and grants (they may not exist on the target);
     `keep_privileges` re-applies the target's own owners and grants after the swap (a push).
     Engines without owners or grants accept both and have nothing to do for them.
@@ -35,6 +39,12 @@ class Restore:
 
     def abort(self):
         """Optional for restores that leave nothing behind when their sink fails."""
+
+    def undo(self):
+        """Optional: put back what commit() replaced (restores that commit in their sink cannot)."""
+
+    def cleanup(self):
+        """Optional: drop what commit() kept aside, once every restore of the run is live."""
 
 
 class Engine(Protocol):

@@ -156,31 +156,48 @@ def collections(database):
                   and not n.endswith((NEW, OLD)))
 
 
-def swap_in(database, names):
+def swap_in(database, names, keep_old=False):
     """Rename `<c>__pm_new` over `<c>` for each name, as one step: on any failure, put the old ones back.
 
-    Collections the new data does not have are dropped only after every rename succeeded.
-    """
+    The previous collections are dropped once every rename succeeded, or with `keep_old` left as
+    `<c>__pm_old` and returned (for swap_back or drop_old)."""
     admin, db_name = database.client.admin, database.name
     existing = set(database.list_collection_names())
-    moved = []
+    moved, placed = [], []
     try:
         for name in names:
             if name in existing:
                 admin.command("renameCollection", f"{db_name}.{name}", to=f"{db_name}.{name}{OLD}", dropTarget=True)
                 moved.append(name)
             admin.command("renameCollection", f"{db_name}.{name}{NEW}", to=f"{db_name}.{name}")
+            placed.append(name)
     except Exception:
-        for name in moved:
-            admin.command("renameCollection", f"{db_name}.{name}{OLD}", to=f"{db_name}.{name}", dropTarget=True)
+        swap_back(database, moved, [n for n in placed if n not in moved])
         raise
+    if keep_old:
+        return moved
+    drop_old(database, moved)
+    return []
+
+
+def swap_back(database, moved, added=()):
+    """Undo swap_in: put `<c>__pm_old` back over `<c>` for `moved`, drop the `added` collections."""
+    admin, db_name = database.client.admin, database.name
+    for name in moved:
+        admin.command("renameCollection", f"{db_name}.{name}{OLD}", to=f"{db_name}.{name}", dropTarget=True)
+    for name in added:
+        database.drop_collection(name)
+
+
+def drop_old(database, moved):
     for name in moved:
         database.drop_collection(f"{name}{OLD}")
 
 
 def _drop_new(database, only=None):
+    """Drop the `__pm_new` (and `__pm_old`) leftovers of a run that was killed, of one collection or all."""
     for name in database.list_collection_names():
-        if name.endswith(NEW) and (only is None or name == f"{only}{NEW}"):
+        if name.endswith((NEW, OLD)) and (only is None or name in (f"{only}{NEW}", f"{only}{OLD}")):
             database.drop_collection(name)
 
 
@@ -195,10 +212,25 @@ class AtomicRestore(Restore):
     def commit(self):
         database = _database(self.db)
         new = sorted(n[: -len(NEW)] for n in database.list_collection_names() if n.endswith(NEW))
-        gone = [n for n in collections(database) if n not in new]
-        swap_in(database, new)
-        for name in gone:  # the source no longer has them: a mirror drops them too
-            database.drop_collection(name)
+        before = set(collections(database))
+        self.gone = [n for n in before if n not in new]  # the source no longer has them: dropped in cleanup
+        self.added = [n for n in new if n not in before]
+        self.moved = swap_in(database, new, keep_old=True)
+
+    def undo(self):
+        try:
+            swap_back(_database(self.db), getattr(self, "moved", []), getattr(self, "added", []))
+        except Exception:  # noqa: BLE001 - best effort; the old data stays in <c>__pm_old
+            pass
+
+    def cleanup(self):
+        try:
+            database = _database(self.db)
+            drop_old(database, self.moved)
+            for name in self.gone:
+                database.drop_collection(name)
+        except Exception:  # noqa: BLE001 - best effort; leftovers are dropped by the next run's begin()
+            pass
 
     def abort(self):
         try:

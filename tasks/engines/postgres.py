@@ -6,6 +6,7 @@ password (if any) travels in PGPASSWORD, never argv.
 """
 
 import re
+import time
 
 from ..errors import CommandError, HostError, ProdmirrorError, last_line
 from .base import Restore
@@ -43,8 +44,12 @@ def connection_args(db, dbname):
     return args
 
 
-def dump_argv(db):
-    return ("pg_dump", "--format=custom") + connection_args(db, db.name)
+def dump_argv(db, lock_wait=None):
+    """Return the pg_dump argv (custom format). `lock_wait` (seconds) bounds the wait for the shared
+    locks pg_dump takes at its start: a table held ACCESS EXCLUSIVE then fails the dump in one line
+    instead of blocking it forever."""
+    wait = (f"--lock-wait-timeout={int(lock_wait * 1000)}",) if lock_wait else ()
+    return ("pg_dump", "--format=custom") + wait + connection_args(db, db.name)
 
 
 def restore_argv(db, into, portable=True):
@@ -97,12 +102,32 @@ def _major(version):
     return int(version.split(".")[0])
 
 
+# Whether the configured role may end session `a` (a row of pg_stat_activity): a superuser may end
+# any; anyone else only non-superusers' sessions of roles it is a member of (or with pg_signal_backend).
+CAN_END = ("((SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
+           "(NOT coalesce((SELECT rolsuper FROM pg_roles WHERE oid = a.usesysid), false) AND "
+           "(pg_has_role(current_user, a.usesysid, 'MEMBER') OR pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'))))")
+# Client sessions only: autovacuum workers are not ours to end (that takes a superuser), and the
+# rename ends them itself (PostgreSQL signals them and waits up to 5 s).
+OTHER_CLIENTS = "a.datname = {name} AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'"
+
+
 def server_facts(host, db):
-    """Return (server major version, whether the database exists) in one round trip."""
-    major, present = query(host, db, "SELECT current_setting('server_version_num'), "
-                                     f"(SELECT count(*) FROM pg_database WHERE datname = {quote_literal(db.name)})",
-                           dbname=MAINTENANCE_DB)[0]
-    return int(major) // 10000, present != "0"
+    """Return (server major version, whether the database exists, the sessions on it this role may
+    not end as 'pid (user)' text) in one round trip."""
+    name = quote_literal(db.name)
+    major, present, stuck = query(
+        host, db, "SELECT current_setting('server_version_num'), "
+                  f"(SELECT count(*) FROM pg_database WHERE datname = {name}), "
+                  "(SELECT coalesce(string_agg(a.pid || ' (' || coalesce(a.usename, '?') || ')', ', '), '') "
+                  f"FROM pg_stat_activity a WHERE {OTHER_CLIENTS.format(name=name)} AND NOT {CAN_END})",
+        dbname=MAINTENANCE_DB)[0]
+    return int(major) // 10000, present != "0", stuck
+
+
+def _stuck_sessions(host, db, stuck):
+    return ProdmirrorError(f"{host.label}: database {db.name} has sessions that {db.user} may not end: {stuck}; "
+                           "close them (or configure a superuser) and run again; nothing was changed")
 
 
 def preflight(src_host, src, dst_host, dst):
@@ -112,7 +137,7 @@ def preflight(src_host, src, dst_host, dst):
     than pg_dump: the two mismatches that otherwise fail half way.
     """
     dump_v, restore_v = tool_version(src_host, "pg_dump"), tool_version(dst_host, "pg_restore")
-    server, src_exists = server_facts(src_host, src)
+    server, src_exists, _ = server_facts(src_host, src)
     if not src_exists:
         raise ProdmirrorError(f"{src.path}: database {src.name!r} does not exist on {src_host.label}")
     if _major(dump_v) < server:
@@ -121,13 +146,15 @@ def preflight(src_host, src, dst_host, dst):
     if _major(restore_v) < _major(dump_v):
         raise ProdmirrorError(f"{dst_host.label}: pg_restore {restore_v} cannot read an archive from pg_dump {dump_v}; "
                               f"install postgresql-client-{_major(dump_v)} there")
-    _, dst_exists = server_facts(dst_host, dst)
+    _, dst_exists, stuck = server_facts(dst_host, dst)
+    if stuck:  # found before any data moves: the swap at the end could not take the database
+        raise _stuck_sessions(dst_host, dst, stuck)
     return {"server": server, "pg_dump": dump_v, "pg_restore": restore_v, "target_exists": dst_exists}
 
 
 def dump(host, db):
     """Start pg_dump (custom format) on `host`; return the Proc whose stdout is the archive."""
-    return host.stream(dump_argv(db), env=client_env(db))
+    return host.stream(dump_argv(db, host.limits.lock_wait), env=client_env(db))
 
 
 def _side_name(name, suffix):
@@ -161,22 +188,56 @@ class AtomicRestore(Restore):
         return self.host.stream(restore_argv(self.db, self.tmp, self.portable), env=client_env(self.db))
 
     def commit(self):
-        """Swap in one round trip: both renames in one transaction, then drop the old database."""
+        """Swap in one round trip: end the sessions this role may end, and rename the live database
+        aside and the new one into its place in one transaction. Sessions that hold on (someone
+        reconnecting, a superuser's) are waited out for `limits.lock_wait` seconds, then the restore
+        is refused in one line: the live database stays as it was."""
         name, tmp, old = quote_ident(self.db.name), quote_ident(self.tmp), quote_ident(self.old)
-        literal = quote_literal(self.db.name)
-        execute(self.host, self.db,
-                "DO $$ BEGIN\n"
+        literal = quote_literal(self.db.name)  # (the previous run's `old`, if any, was dropped by begin())
+        swap = ("DO $$ BEGIN\n"
                 f"  IF EXISTS (SELECT 1 FROM pg_database WHERE datname = {literal}) THEN\n"
-                "    PERFORM pg_terminate_backend(pid) FROM pg_stat_activity "
-                f"WHERE datname = {literal} AND pid <> pg_backend_pid();\n"
+                f"    PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE {OTHER_CLIENTS.format(name=literal)}"
+                f" AND {CAN_END};\n"
                 f"    ALTER DATABASE {name} RENAME TO {old};\n"
                 "  END IF;\n"
                 f"  ALTER DATABASE {tmp} RENAME TO {name};\n"
-                "END $$;\n"
-                f"DROP DATABASE IF EXISTS {old} WITH (FORCE);\n")
-        if self.kept:
+                "END $$;\n")
+        deadline = time.monotonic() + self.host.limits.lock_wait
+        while True:
+            try:
+                execute(self.host, self.db, swap)
+                self.swapped = True
+                return
+            except CommandError as exc:
+                if "being accessed by other users" not in exc.stderr or time.monotonic() > deadline:
+                    _, _, stuck = server_facts(self.host, self.db)
+                    if stuck:
+                        raise _stuck_sessions(self.host, self.db, stuck) from None
+                    raise
+            time.sleep(0.5)
+
+    def undo(self):
+        """Put the previous database back (another database of the same run failed to swap)."""
+        if not getattr(self, "swapped", False):
+            return self.abort()
+        name, tmp, old = quote_ident(self.db.name), quote_ident(self.tmp), quote_ident(self.old)
+        try:
+            execute(self.host, self.db, f"ALTER DATABASE {name} RENAME TO {tmp};\nALTER DATABASE {old} RENAME TO {name};\n"
+                                        f"DROP DATABASE IF EXISTS {tmp} WITH (FORCE);\n")
+        except ProdmirrorError as exc:
             from ..ui import say
 
+            say(f"warning: {self.db.key}: could not put the previous database back ({exc}); it is kept as {self.old}")
+
+    def cleanup(self):
+        """Drop the previous database, then re-apply the kept owners and grants (both best effort)."""
+        from ..ui import say
+
+        try:
+            execute(self.host, self.db, f"DROP DATABASE IF EXISTS {quote_ident(self.old)} WITH (FORCE);\n")
+        except ProdmirrorError as exc:
+            say(f"warning: {self.db.key}: the previous database is left as {self.old} ({exc}); drop it when convenient")
+        if self.kept:
             failed = apply_privileges(self.host, self.db, self.kept)
             say(f"{self.db.key}: re-applied {len(self.kept) - failed} of {len(self.kept)} owner/grant statements "
                 f"of {self.db.env}")
@@ -271,7 +332,9 @@ def qualified(schema, table):
 
 def dump_table(host, db, schema, table):
     """Start pg_dump of one table's rows (and its owned sequences' values) as plain SQL; return the Proc."""
-    argv = ("pg_dump", "--data-only", "--format=plain", f"--table={qualified(schema, table)}") + connection_args(db, db.name)
+    wait = (f"--lock-wait-timeout={int(host.limits.lock_wait * 1000)}",) if host.limits.lock_wait else ()
+    argv = ("pg_dump", "--data-only", "--format=plain", f"--table={qualified(schema, table)}") + wait \
+        + connection_args(db, db.name)
     return host.stream(argv, env=client_env(db))
 
 
@@ -306,7 +369,7 @@ class TableReplace(Restore):
         literal = quote_literal(self.name)[1:-1]
         self.fks = query(self.host, self.db, REFERENCING_SQL.format(table=literal))
         triggers = [row[0] for row in query(self.host, self.db, TRIGGERS_SQL.format(table=literal))]
-        prologue = ["BEGIN;", "SET LOCAL lock_timeout = '60s';"]
+        prologue = ["BEGIN;", f"SET LOCAL lock_timeout = '{int(self.host.limits.lock_wait)}s';"]
         prologue += [f"ALTER TABLE {rel} DROP CONSTRAINT {con};" for rel, con, _ in self.fks]
         prologue += [f"ALTER TABLE {self.name} DISABLE TRIGGER {t};" for t in triggers]
         prologue.append(f"TRUNCATE ONLY {self.name};")
@@ -328,12 +391,12 @@ class TableReplace(Restore):
 
 def explain_table_failure(exc, name):
     """Given the CommandError of a failed TableReplace, return a one-line reason (foreign keys named)."""
-    text = exc.stderr if hasattr(exc, "stderr") else str(exc)
+    text = getattr(exc, "stderr", "") or ""
     match = re.search(r'violates foreign key constraint "([^"]+)"', text)
     if match:
         return (f"{name} was left as it was: its new rows would break foreign key {match.group(1)} "
                 f"({last_error(text)}); sync the referencing table too, or fix the data")
-    return f"{name} was left as it was: {last_error(text)}"
+    return f"{name} was left as it was: {last_error(text) or exc}"  # killed psql: no stderr, the exit says why
 
 
 def last_error(text):

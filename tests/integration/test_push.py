@@ -10,14 +10,6 @@ from tasks.errors import GuardError, ProdmirrorError
 from tests.conftest import cli_project, inv, make_config, sequences, table_digests
 
 
-@pytest.fixture
-def synced(prod, local, sshd, dbname, project_for):
-    """A project whose local was just pulled from production (the normal start of a push)."""
-    project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
-    sync.copy(project, "production", "local", task="db.sync.from-production")
-    return project
-
-
 def test_push_replaces_production_keeps_owners_and_backs_up(prod, local, dbname, synced):
     local.psql("UPDATE users SET name = 'edited locally' WHERE id = 3; DELETE FROM public.events WHERE at < "
                "'2026-01-01 01:00:00+00'", db=dbname, user="spmo_admin")

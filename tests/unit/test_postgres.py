@@ -62,7 +62,7 @@ class FakeHost:
         if argv[-1] == "--version":
             return Result(0, f"{argv[0]} (PostgreSQL) {self.versions[argv[0]]}\n", "")
         if "server_version_num" in (input or ""):
-            return Result(0, f"{self.server}\x1f1\n", "")  # version, database exists
+            return Result(0, f"{self.server}\x1f1\x1f\n", "")  # version, database exists, no stuck session
         return Result(0, "1\n", "")
 
 
