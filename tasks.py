@@ -9,9 +9,10 @@ from invoke import Collection
 # loads tasks/db/… whether invoke loaded this file or Python imported the package (tests).
 __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")]
 
-from tasks.cli import check_project_file  # noqa: E402
+from tasks.cli import check_project_file, quiet_broken_pipe  # noqa: E402
 
 check_project_file(os.path.dirname(os.path.abspath(__file__)))  # before invoke reads it (one line, not a traceback)
+quiet_broken_pipe()
 
 from tasks import db, hotfix, mirror  # noqa: E402
 from tasks.config import limits  # noqa: E402

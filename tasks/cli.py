@@ -37,6 +37,21 @@ def check_project_file(folder):
         _exit(f"{path}{where}: invalid YAML: {what}")
 
 
+def quiet_broken_pipe():
+    """Make a closed stdout pipe (`inv --list | head -1`) end the process quietly, as it would end
+    `ls`, instead of with invoke's BrokenPipeError traceback. SIGPIPE itself stays ignored: a dead
+    restore's pipe must keep raising, so that its run cleans up."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        if issubclass(kind, BrokenPipeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            os._exit(141)
+        previous(kind, value, tb)
+
+    sys.excepthook = hook
+
+
 def _exit(line, code=2):
     print(f"prodmirror: {line}", file=sys.stderr)
     sys.exit(code)

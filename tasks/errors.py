@@ -20,11 +20,19 @@ class HostError(ProdmirrorError):
 class CommandError(HostError):
     """A command exited non-zero. Carries its exit code and the tail of its stderr."""
 
-    def __init__(self, where, argv, code, stderr=""):
+    def __init__(self, where, argv, code, stderr="", hint=None):
         self.where, self.argv, self.code, self.stderr = where, list(argv), code, stderr
         tail = last_line(stderr)
-        how = "killed, or the connection was lost" if code == -1 else f"exit {code}"
-        super().__init__(f"{where}: {argv[0]} failed ({how})" + (f": {tail}" if tail else ""))
+        if code == -1:
+            how = "killed, or the connection was lost"
+        elif code is not None and code < 0:
+            import signal
+
+            how = f"killed by {signal.Signals(-code).name if -code in signal.valid_signals() else f'signal {-code}'}"
+        else:
+            how = f"exit {code}"
+        super().__init__(f"{where}: {argv[0]} failed ({how})" + (f": {tail}" if tail else "")
+                         + (f" ({hint})" if hint else ""))
 
 
 class GuardError(ProdmirrorError):

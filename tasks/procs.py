@@ -35,11 +35,15 @@ class Proc(End):
     def stderr(self):
         return bytes(self._stderr).decode("utf-8", "replace")
 
+    hints = ()  # (text in stderr, what it means): set by whoever knows the tool (engines)
+
     def check(self, code=None):
-        """Wait for the command; raise CommandError if it did not exit 0."""
+        """Wait for the command; raise CommandError if it did not exit 0 (with the hint its stderr matches)."""
         code = self.wait() if code is None else code
         if code != 0:
-            raise CommandError(self.where, self.argv, code, self.stderr)
+            stderr = self.stderr
+            hint = next((meaning for text, meaning in self.hints if text in stderr), None)
+            raise CommandError(self.where, self.argv, code, stderr, hint=hint)
 
 
 class LocalProc(Proc):

@@ -107,9 +107,11 @@ def _major(version):
 CAN_END = ("((SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
            "(NOT coalesce((SELECT rolsuper FROM pg_roles WHERE oid = a.usesysid), false) AND "
            "(pg_has_role(current_user, a.usesysid, 'MEMBER') OR pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'))))")
-# Client sessions only: autovacuum workers are not ours to end (that takes a superuser), and the
-# rename ends them itself (PostgreSQL signals them and waits up to 5 s).
-OTHER_CLIENTS = "a.datname = {name} AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'"
+# Client sessions only: autovacuum workers (no user) are not ours to end (that takes a superuser), and
+# the rename ends them itself (PostgreSQL signals them and waits up to 5 s). A non-superuser sees
+# other roles' backend_type as NULL, hence the coalesce.
+OTHER_CLIENTS = ("a.datname = {name} AND a.pid <> pg_backend_pid() AND a.usesysid IS NOT NULL "
+                 "AND coalesce(a.backend_type, 'client backend') = 'client backend'")
 
 
 def server_facts(host, db):
@@ -154,7 +156,16 @@ def preflight(src_host, src, dst_host, dst):
 
 def dump(host, db):
     """Start pg_dump (custom format) on `host`; return the Proc whose stdout is the archive."""
-    return host.stream(dump_argv(db, host.limits.lock_wait), env=client_env(db))
+    proc = host.stream(dump_argv(db, host.limits.lock_wait), env=client_env(db))
+    proc.hints = _lock_hint(host, db)
+    return proc
+
+
+def _lock_hint(host, db):
+    # pg_dump's --lock-wait-timeout surfaces as a statement timeout: say what it means.
+    return (("canceling statement due to statement timeout",
+             f"another session holds a lock on a table of {db.name}; gave up after {host.limits.lock_wait:g} s "
+             "(limits.lock_wait)"),)
 
 
 def _side_name(name, suffix):
@@ -335,7 +346,9 @@ def dump_table(host, db, schema, table):
     wait = (f"--lock-wait-timeout={int(host.limits.lock_wait * 1000)}",) if host.limits.lock_wait else ()
     argv = ("pg_dump", "--data-only", "--format=plain", f"--table={qualified(schema, table)}") + wait \
         + connection_args(db, db.name)
-    return host.stream(argv, env=client_env(db))
+    proc = host.stream(argv, env=client_env(db))
+    proc.hints = _lock_hint(host, db)
+    return proc
 
 
 # search_path '' makes regclass and pg_get_constraintdef print schema-qualified names, which stay

@@ -1,0 +1,137 @@
+"""Faults while data moves: a dump or restore killed, the second of two databases failing, the local
+server gone. Every target stays as it was, and the message names the part that really failed."""
+
+import os
+import subprocess
+
+import pytest
+
+from tasks import audit
+from tasks.actions import sync
+from tasks.errors import CommandError, ProdmirrorError
+from tasks.sandbox import sample
+from tasks.ui import Progress
+from tests.conftest import db_exists, make_config, pg_db, table_digests
+
+PAD = ("INSERT INTO public.events SELECT now(), jsonb_build_object('pad', md5(g::text) || md5((g * 7)::text)) "
+       "FROM generate_series(1, {n}) g")
+
+
+def _kill_once_when(label_part, find, killed):
+    real = Progress.advance
+
+    def advance(self, n):
+        real(self, n)
+        if label_part in self.label and not killed:
+            for pid in find():
+                os.kill(pid, 9)
+                killed.append(pid)
+
+    return advance
+
+
+def _pids(*argv):
+    return [int(p) for p in subprocess.run(["pgrep", *argv], capture_output=True, text=True).stdout.split()]
+
+
+@pytest.fixture
+def two_dbs(prod, local, sshd, dbname, project_for):
+    """Production has `app` and `app2` (the second one large); local has both, with data to keep."""
+    second = dbname + "_2"
+    sample.create(prod, second, "spmo_admin")
+    prod.psql(PAD.format(n=300000), db=second)
+    for name in (dbname, second):
+        local.psql(f'CREATE DATABASE "{name}" OWNER spmo_admin')
+        local.psql(f"CREATE TABLE keep (x int); INSERT INTO keep VALUES (7);", db=name, user="spmo_admin")
+    cfg = make_config(prod, local, dbname, ssh=sshd.target())
+    cfg["environments"]["production"]["databases"]["app2"] = pg_db(prod, second)
+    cfg["environments"]["local"]["databases"]["app2"] = pg_db(local, second)
+    yield project_for(cfg), second
+    for cluster in (prod, local):
+        cluster.psql(f'DROP DATABASE IF EXISTS "{second}" WITH (FORCE)')
+
+
+def test_second_database_failing_leaves_the_first_as_it_was(prod, local, sshd, dbname, two_dbs, mocker):
+    project, second = two_dbs
+    before = {name: table_digests(local, name) for name in (dbname, second)}
+    killed = []
+    find = lambda: _pids("-u", str(sshd.uid), "-f", f"pg_dump --format=custom.*{second}")  # noqa: E731
+    mocker.patch.object(Progress, "advance", _kill_once_when("app2: production → local", find, killed))
+
+    with pytest.raises(CommandError, match="production: pg_dump failed"):
+        sync.copy(project, "production", "local")
+
+    assert killed, "the second dump was never seen streaming"
+    assert {name: table_digests(local, name) for name in (dbname, second)} == before  # the first too
+    for name in (dbname, second):
+        assert not db_exists(local, name[:55] + "__pm_new") and not db_exists(local, name[:55] + "__pm_old")
+    assert audit.read(project.state_dir)[-1]["result"] == "failed"
+
+
+def test_a_killed_local_restore_is_named_as_such(prod, local, sshd, dbname, project_for, mocker):
+    prod.psql(PAD.format(n=300000), db=dbname)
+    project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
+    killed = []
+    find = lambda: [p for p in _pids("-u", "0", "-x", "pg_restore")]  # noqa: E731 (ours run as the test's user)
+    mocker.patch.object(Progress, "advance", _kill_once_when("app: production → local", find, killed))
+
+    with pytest.raises(CommandError) as caught:
+        sync.copy(project, "production", "local")
+
+    assert killed
+    assert str(caught.value).startswith("local: pg_restore failed (killed"), str(caught.value)
+    assert not db_exists(local, dbname[:55] + "__pm_new")
+
+
+def test_a_killed_psql_in_a_one_table_sync_says_why(prod, local, dbname, synced, mocker):
+    prod.psql(PAD.format(n=200000), db=dbname)
+    before = table_digests(local, dbname)
+    killed = []
+    find = lambda: _pids("-u", "0", "-x", "psql")  # noqa: E731
+    mocker.patch.object(Progress, "advance", _kill_once_when("public.events: production → local", find, killed))
+
+    with pytest.raises(ProdmirrorError) as caught:
+        sync.copy_object(synced, "production", "local", "events")
+
+    assert killed
+    message = str(caught.value)
+    assert message.startswith("local: public.events was left as it was: ") and "killed" in message, message
+    assert table_digests(local, dbname) == before
+
+
+def test_local_server_stopped_mid_pull_is_named_and_leaves_nothing_half_done(prod, local, sshd, dbname, project_for,
+                                                                            mocker):
+    prod.psql(PAD.format(n=300000), db=dbname)
+    project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
+    stopped = []
+    real = Progress.advance
+
+    def stop_local(self, n):
+        real(self, n)
+        if "production → local" in self.label and not stopped:
+            subprocess.run(["su", "-s", "/bin/sh", "-c", f"{local.bin}/pg_ctl -D {local.dir} -m immediate stop",
+                            _user(local)], check=True, capture_output=True, timeout=30)
+            stopped.append(True)
+
+    mocker.patch.object(Progress, "advance", stop_local)
+    try:
+        with pytest.raises(CommandError) as caught:
+            sync.copy(project, "production", "local")
+    finally:
+        local.start()
+        local.wait_ready(timeout=30)
+    assert stopped
+    assert str(caught.value).startswith("local: pg_restore failed"), str(caught.value)
+    assert "production" not in str(caught.value).split(":")[0]
+    assert not db_exists(local, dbname)  # nothing was swapped in
+    # The abort could not drop the temporary database while the server was down; the next run does.
+    mocker.stopall()
+    sync.copy(project, "production", "local")
+    assert not db_exists(local, dbname[:55] + "__pm_new")
+    assert table_digests(local, dbname) == table_digests(prod, dbname)
+
+
+def _user(cluster):
+    import pwd
+
+    return pwd.getpwuid(cluster.uid).pw_name
