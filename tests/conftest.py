@@ -149,6 +149,23 @@ def synced(prod, local, sshd, dbname, project_for):
     return project
 
 
+def during_transfer(mocker, label_part, action):
+    """Make `action()` run once, as soon as the first chunk of a transfer whose label holds
+    `label_part` has moved (the fault injector's "mid-stream"). Return the list that then holds
+    what it returned (empty if that transfer never started)."""
+    from tasks.ui import Progress
+
+    done, real = [], Progress.advance
+
+    def advance(self, n):
+        real(self, n)
+        if label_part in self.label and not done:
+            done.append(action())
+
+    mocker.patch.object(Progress, "advance", advance)
+    return done
+
+
 def table_digests(cluster, name):
     """An independent check of the data: per table, md5 of every row's text in a fixed order."""
     tables = cluster.psql("SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables "

@@ -10,24 +10,20 @@ from tasks import audit
 from tasks.actions import sync
 from tasks.errors import CommandError, ProdmirrorError
 from tasks.sandbox import sample
-from tasks.ui import Progress
-from tests.conftest import db_exists, make_config, pg_db, table_digests
+from tests.conftest import db_exists, during_transfer, make_config, pg_db, table_digests
 
 PAD = ("INSERT INTO public.events SELECT now(), jsonb_build_object('pad', md5(g::text) || md5((g * 7)::text)) "
        "FROM generate_series(1, {n}) g")
 
 
-def _kill_once_when(label_part, find, killed):
-    real = Progress.advance
-
-    def advance(self, n):
-        real(self, n)
-        if label_part in self.label and not killed:
-            for pid in find():
-                os.kill(pid, 9)
-                killed.append(pid)
-
-    return advance
+def _kill(find):
+    """Return an action that SIGKILLs what `find()` returns, and returns those pids."""
+    def kill():
+        pids = find()
+        for pid in pids:
+            os.kill(pid, 9)
+        return pids
+    return kill
 
 
 def _pids(*argv):
@@ -54,14 +50,13 @@ def two_dbs(prod, local, sshd, dbname, project_for):
 def test_second_database_failing_leaves_the_first_as_it_was(prod, local, sshd, dbname, two_dbs, mocker):
     project, second = two_dbs
     before = {name: table_digests(local, name) for name in (dbname, second)}
-    killed = []
-    find = lambda: _pids("-u", str(sshd.uid), "-f", f"pg_dump --format=custom.*{second}")  # noqa: E731
-    mocker.patch.object(Progress, "advance", _kill_once_when("app2: production → local", find, killed))
+    killed = during_transfer(mocker, "app2: production → local",
+                             _kill(lambda: _pids("-u", str(sshd.uid), "-f", f"pg_dump --format=custom.*{second}")))
 
     with pytest.raises(CommandError, match="production: pg_dump failed"):
         sync.copy(project, "production", "local")
 
-    assert killed, "the second dump was never seen streaming"
+    assert killed and killed[0], "the second dump was never seen streaming"
     assert {name: table_digests(local, name) for name in (dbname, second)} == before  # the first too
     for name in (dbname, second):
         assert not db_exists(local, name[:55] + "__pm_new") and not db_exists(local, name[:55] + "__pm_old")
@@ -71,14 +66,13 @@ def test_second_database_failing_leaves_the_first_as_it_was(prod, local, sshd, d
 def test_a_killed_local_restore_is_named_as_such(prod, local, sshd, dbname, project_for, mocker):
     prod.psql(PAD.format(n=300000), db=dbname)
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
-    killed = []
-    find = lambda: [p for p in _pids("-u", "0", "-x", "pg_restore")]  # noqa: E731 (ours run as the test's user)
-    mocker.patch.object(Progress, "advance", _kill_once_when("app: production → local", find, killed))
+    # pg_restore runs as the test's own user (root), production's processes as the sandbox user
+    killed = during_transfer(mocker, "app: production → local", _kill(lambda: _pids("-u", "0", "-x", "pg_restore")))
 
     with pytest.raises(CommandError) as caught:
         sync.copy(project, "production", "local")
 
-    assert killed
+    assert killed and killed[0]
     assert str(caught.value).startswith("local: pg_restore failed (killed"), str(caught.value)
     assert not db_exists(local, dbname[:55] + "__pm_new")
 
@@ -86,14 +80,12 @@ def test_a_killed_local_restore_is_named_as_such(prod, local, sshd, dbname, proj
 def test_a_killed_psql_in_a_one_table_sync_says_why(prod, local, dbname, synced, mocker):
     prod.psql(PAD.format(n=200000), db=dbname)
     before = table_digests(local, dbname)
-    killed = []
-    find = lambda: _pids("-u", "0", "-x", "psql")  # noqa: E731
-    mocker.patch.object(Progress, "advance", _kill_once_when("public.events: production → local", find, killed))
+    killed = during_transfer(mocker, "public.events: production → local", _kill(lambda: _pids("-u", "0", "-x", "psql")))
 
     with pytest.raises(ProdmirrorError) as caught:
         sync.copy_object(synced, "production", "local", "events")
 
-    assert killed
+    assert killed and killed[0]
     message = str(caught.value)
     assert message.startswith("local: public.events was left as it was: ") and "killed" in message, message
     assert table_digests(local, dbname) == before
@@ -103,17 +95,9 @@ def test_local_server_stopped_mid_pull_is_named_and_leaves_nothing_half_done(pro
                                                                             mocker):
     prod.psql(PAD.format(n=300000), db=dbname)
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
-    stopped = []
-    real = Progress.advance
-
-    def stop_local(self, n):
-        real(self, n)
-        if "production → local" in self.label and not stopped:
-            subprocess.run(["su", "-s", "/bin/sh", "-c", f"{local.bin}/pg_ctl -D {local.dir} -m immediate stop",
-                            _user(local)], check=True, capture_output=True, timeout=30)
-            stopped.append(True)
-
-    mocker.patch.object(Progress, "advance", stop_local)
+    stop = ["su", "-s", "/bin/sh", "-c", f"{local.bin}/pg_ctl -D {local.dir} -m immediate stop", _user(local)]
+    stopped = during_transfer(mocker, "production → local",
+                              lambda: subprocess.run(stop, check=True, capture_output=True, timeout=30))
     try:
         with pytest.raises(CommandError) as caught:
             sync.copy(project, "production", "local")

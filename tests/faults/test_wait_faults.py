@@ -11,8 +11,7 @@ import pytest
 
 from tasks.actions import sync
 from tasks.errors import BackupError, CommandError, HostError, ProdmirrorError
-from tasks.ui import Progress
-from tests.conftest import db_exists, make_config, table_digests
+from tests.conftest import db_exists, during_transfer, make_config, table_digests
 
 PAD = ("INSERT INTO public.events SELECT now(), jsonb_build_object('pad', md5(g::text) || md5((g * 7)::text)) "
        "FROM generate_series(1, {n}) g")
@@ -62,19 +61,14 @@ def test_a_frozen_ssh_peer_ends_the_pull_by_itself(prod, local, sshd, dbname, pr
     prod.psql(PAD.format(n=300000), db=dbname)
     before = _local_copy(local, dbname)
     project = project_for(_config(prod, local, sshd, dbname))
-    frozen = []
-    real = Progress.advance
+    def freeze():
+        pids = [int(p) for p in subprocess.run(["pgrep", "-u", str(sshd.uid), "-f", f"sshd: {sshd.user}"],
+                                               capture_output=True, text=True).stdout.split()]
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        return pids
 
-    def freeze(self, n):
-        real(self, n)
-        if "production → local" in self.label and not frozen:
-            out = subprocess.run(["pgrep", "-u", str(sshd.uid), "-f", f"sshd: {sshd.user}"], capture_output=True,
-                                 text=True).stdout.split()
-            for pid in out:
-                os.kill(int(pid), signal.SIGSTOP)
-            frozen.extend(int(p) for p in out)
-
-    mocker.patch.object(Progress, "advance", freeze)
+    done = during_transfer(mocker, "production → local", freeze)
     started = time.monotonic()
     try:
         with pytest.raises(HostError, match=r"production: pg_dump: nothing moved for 3 s; the connection or the host "
@@ -82,9 +76,9 @@ def test_a_frozen_ssh_peer_ends_the_pull_by_itself(prod, local, sshd, dbname, pr
             sync.copy(project, "production", "local")
         elapsed = time.monotonic() - started
     finally:
-        for pid in frozen:
+        for pid in (done[0] if done else []):
             os.kill(pid, signal.SIGCONT)
-    assert frozen, "no sshd session process was found to freeze"
+    assert done and done[0], "no sshd session process was found to freeze"
     assert elapsed < 20
     assert table_digests(local, dbname) == before
     assert not db_exists(local, dbname[:55] + "__pm_new")
@@ -133,15 +127,7 @@ def test_a_session_that_appears_during_the_transfer_is_waited_out_with_a_bound(p
     prod.psql(PAD.format(n=100000), db=dbname)
     before = _local_copy(local, dbname)
     project = project_for(_config(prod, local, sshd, dbname))
-    holders = []
-    real = Progress.advance
-
-    def connect_superuser(self, n):
-        real(self, n)
-        if "production → local" in self.label and not holders:
-            holders.append(_hold(local, dbname, "SELECT pg_sleep(60)"))
-
-    mocker.patch.object(Progress, "advance", connect_superuser)
+    holders = during_transfer(mocker, "production → local", lambda: _hold(local, dbname, "SELECT pg_sleep(60)"))
     try:
         started = time.monotonic()
         with pytest.raises(ProdmirrorError, match="has sessions that spmo_admin may not end"):
