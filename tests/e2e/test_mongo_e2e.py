@@ -13,7 +13,7 @@ import time
 import bcrypt
 import pytest
 
-from tasks import audit, config, guard
+from tasks import audit, config
 from tasks.actions import backup, sync
 from tasks.errors import GuardError
 

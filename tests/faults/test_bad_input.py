@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import cli_project, db_exists, inv, make_config, table_digests
+from tests.conftest import cli_project, db_exists, inv, make_config
 
 
 def one_line(res, *texts):

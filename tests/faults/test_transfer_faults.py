@@ -38,7 +38,7 @@ def two_dbs(prod, local, sshd, dbname, project_for):
     prod.psql(PAD.format(n=300000), db=second)
     for name in (dbname, second):
         local.psql(f'CREATE DATABASE "{name}" OWNER spmo_admin')
-        local.psql(f"CREATE TABLE keep (x int); INSERT INTO keep VALUES (7);", db=name, user="spmo_admin")
+        local.psql("CREATE TABLE keep (x int); INSERT INTO keep VALUES (7);", db=name, user="spmo_admin")
     cfg = make_config(prod, local, dbname, ssh=sshd.target())
     cfg["environments"]["production"]["databases"]["app2"] = pg_db(prod, second)
     cfg["environments"]["local"]["databases"]["app2"] = pg_db(local, second)

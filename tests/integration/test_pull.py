@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tasks import audit, guard
+from tasks import audit
 from tasks.actions import backup, sync
 from tasks.errors import CommandError, GuardError, HostError
 from tasks.ui import Progress

@@ -4,7 +4,7 @@ against real clusters with production behind a real sshd."""
 import bcrypt
 import pytest
 
-from tasks import audit, guard
+from tasks import audit
 from tasks.actions import backup, sync
 from tasks.errors import GuardError, ProdmirrorError
 from tests.conftest import cli_project, inv, make_config, sequences, table_digests

@@ -139,7 +139,5 @@ def test_after_sync_for_mongo_needs_collection_key(tmp_path):
 
 
 def test_drift_of_hashed_collections_is_described():
-    from tasks import drift
-
     changed = drift.drift({"users": ["abc", 3]}, {"users": ["def", 3]})
     assert drift.describe_drift(changed) == "users (3 → 3 documents, contents changed)"

@@ -1,0 +1,208 @@
+"""A whole database: pg_dump, the atomic restore into a temporary database swapped in for the live one,
+and the owners and grants a push keeps."""
+
+import re
+import time
+
+from ...errors import CommandError, ProdmirrorError
+from ..base import Restore
+from .client import (MAINTENANCE_DB, _major, client_env, connection_args, execute, exists, query, quote_ident,
+                     quote_literal, tool_version)
+
+def dump_argv(db, lock_wait=None):
+    """Return the pg_dump argv (custom format). `lock_wait` (seconds) bounds the wait for the shared
+    locks pg_dump takes at its start: a table held ACCESS EXCLUSIVE then fails the dump in one line
+    instead of blocking it forever."""
+    wait = (f"--lock-wait-timeout={int(lock_wait * 1000)}",) if lock_wait else ()
+    return ("pg_dump", "--format=custom") + wait + connection_args(db, db.name)
+
+
+def restore_argv(db, into, portable=True):
+    """Return the pg_restore argv that reads an archive on stdin into database `into`.
+
+    `portable` drops ownership and grants (restoring into local, where production's roles do not exist).
+    """
+    argv = ("pg_restore", "--exit-on-error")
+    if portable:
+        argv += ("--no-owner", "--no-acl")
+    return argv + connection_args(db, into)
+
+
+# Whether the configured role may end session `a` (a row of pg_stat_activity): a superuser may end
+# any; anyone else only non-superusers' sessions of roles it is a member of (or with pg_signal_backend).
+CAN_END = ("((SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
+           "(NOT coalesce((SELECT rolsuper FROM pg_roles WHERE oid = a.usesysid), false) AND "
+           "(pg_has_role(current_user, a.usesysid, 'MEMBER') OR pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'))))")
+# Client sessions only: autovacuum workers (no user) are not ours to end (that takes a superuser), and
+# the rename ends them itself (PostgreSQL signals them and waits up to 5 s). A non-superuser sees
+# other roles' backend_type as NULL, hence the coalesce.
+OTHER_CLIENTS = ("a.datname = {name} AND a.pid <> pg_backend_pid() AND a.usesysid IS NOT NULL "
+                 "AND coalesce(a.backend_type, 'client backend') = 'client backend'")
+
+
+def server_facts(host, db):
+    """Return (server major version, whether the database exists, the sessions on it this role may
+    not end as 'pid (user)' text) in one round trip."""
+    name = quote_literal(db.name)
+    major, present, stuck = query(
+        host, db, "SELECT current_setting('server_version_num'), "
+                  f"(SELECT count(*) FROM pg_database WHERE datname = {name}), "
+                  "(SELECT coalesce(string_agg(a.pid || ' (' || coalesce(a.usename, '?') || ')', ', '), '') "
+                  f"FROM pg_stat_activity a WHERE {OTHER_CLIENTS.format(name=name)} AND NOT {CAN_END})",
+        dbname=MAINTENANCE_DB)[0]
+    return int(major) // 10000, present != "0", stuck
+
+
+def _stuck_sessions(host, db, stuck):
+    return ProdmirrorError(f"{host.label}: database {db.name} has sessions that {db.user} may not end: {stuck}; "
+                           "close them (or configure a superuser) and run again; nothing was changed")
+
+
+def preflight(src_host, src, dst_host, dst):
+    """Check both servers answer and the tools can read each other; return facts for the plan.
+
+    Raise ProdmirrorError (one line) when pg_dump is older than the source server or pg_restore older
+    than pg_dump: the two mismatches that otherwise fail half way.
+    """
+    dump_v, restore_v = tool_version(src_host, "pg_dump"), tool_version(dst_host, "pg_restore")
+    server, src_exists, _ = server_facts(src_host, src)
+    if not src_exists:
+        raise ProdmirrorError(f"{src.path}: database {src.name!r} does not exist on {src_host.label}")
+    if _major(dump_v) < server:
+        raise ProdmirrorError(f"{src_host.label}: pg_dump {dump_v} cannot dump a PostgreSQL {server} server; "
+                              f"install postgresql-client-{server} where pg_dump runs")
+    if _major(restore_v) < _major(dump_v):
+        raise ProdmirrorError(f"{dst_host.label}: pg_restore {restore_v} cannot read an archive from pg_dump {dump_v}; "
+                              f"install postgresql-client-{_major(dump_v)} there")
+    _, dst_exists, stuck = server_facts(dst_host, dst)
+    if stuck:  # found before any data moves: the swap at the end could not take the database
+        raise _stuck_sessions(dst_host, dst, stuck)
+    return {"server": server, "pg_dump": dump_v, "pg_restore": restore_v, "target_exists": dst_exists}
+
+
+def dump(host, db):
+    """Start pg_dump (custom format) on `host`; return the Proc whose stdout is the archive."""
+    proc = host.stream(dump_argv(db, host.limits.lock_wait), env=client_env(db))
+    proc.hints = _lock_hint(host, db)
+    return proc
+
+
+def _lock_hint(host, db):
+    # pg_dump's --lock-wait-timeout surfaces as a statement timeout: say what it means.
+    return (("canceling statement due to statement timeout",
+             f"another session holds a lock on a table of {db.name}; gave up after {host.limits.lock_wait:g} s "
+             "(limits.lock_wait)"),)
+
+
+def _side_name(name, suffix):
+    return name[: 63 - len(suffix)] + suffix
+
+
+class AtomicRestore(Restore):
+    """Restore into a temporary database, then swap it in for the real one in one transaction.
+
+    begin() returns the pg_restore Proc to feed; commit() swaps (terminating sessions on the old
+    database, as `DROP DATABASE … WITH (FORCE)` does); abort() drops the temporary database. Until
+    commit() the target database is untouched, so a failed or interrupted restore loses nothing.
+    With `keep_privileges`, the target's owner and grant statements are read before the restore and
+    re-applied after the swap, for every object that still exists.
+    """
+
+    def __init__(self, host, db, *, portable=True, keep_privileges=False):
+        super().__init__(host, db, portable=portable, keep_privileges=keep_privileges)
+        self.tmp = _side_name(db.name, "__pm_new")
+        self.old = _side_name(db.name, "__pm_old")
+        self.kept = []
+
+    def begin(self):
+        if self.keep_privileges and exists(self.host, self.db):
+            self.kept = privileges(self.host, self.db)
+        tmp, old, owner = quote_ident(self.tmp), quote_ident(self.old), quote_ident(self.db.user)
+        # Leftovers of a run that was killed: the lock guarantees no other run owns them.
+        execute(self.host, self.db, f"DROP DATABASE IF EXISTS {tmp} WITH (FORCE);\n"
+                                    f"DROP DATABASE IF EXISTS {old} WITH (FORCE);\n"
+                                    f"CREATE DATABASE {tmp} TEMPLATE template0 OWNER {owner};\n")
+        return self.host.stream(restore_argv(self.db, self.tmp, self.portable), env=client_env(self.db))
+
+    def commit(self):
+        """Swap in one round trip: end the sessions this role may end, and rename the live database
+        aside and the new one into its place in one transaction. Sessions that hold on (someone
+        reconnecting, a superuser's) are waited out for `limits.lock_wait` seconds, then the restore
+        is refused in one line: the live database stays as it was."""
+        name, tmp, old = quote_ident(self.db.name), quote_ident(self.tmp), quote_ident(self.old)
+        literal = quote_literal(self.db.name)  # (the previous run's `old`, if any, was dropped by begin())
+        swap = ("DO $$ BEGIN\n"
+                f"  IF EXISTS (SELECT 1 FROM pg_database WHERE datname = {literal}) THEN\n"
+                f"    PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE {OTHER_CLIENTS.format(name=literal)}"
+                f" AND {CAN_END};\n"
+                f"    ALTER DATABASE {name} RENAME TO {old};\n"
+                "  END IF;\n"
+                f"  ALTER DATABASE {tmp} RENAME TO {name};\n"
+                "END $$;\n")
+        deadline = time.monotonic() + self.host.limits.lock_wait
+        while True:
+            try:
+                execute(self.host, self.db, swap)
+                self.swapped = True
+                return
+            except CommandError as exc:
+                if "being accessed by other users" not in exc.stderr or time.monotonic() > deadline:
+                    _, _, stuck = server_facts(self.host, self.db)
+                    if stuck:
+                        raise _stuck_sessions(self.host, self.db, stuck) from None
+                    raise
+            time.sleep(0.5)
+
+    def undo(self):
+        """Put the previous database back (another database of the same run failed to swap)."""
+        if not getattr(self, "swapped", False):
+            return self.abort()
+        name, tmp, old = quote_ident(self.db.name), quote_ident(self.tmp), quote_ident(self.old)
+        try:
+            execute(self.host, self.db, f"ALTER DATABASE {name} RENAME TO {tmp};\nALTER DATABASE {old} RENAME TO {name};\n"
+                                        f"DROP DATABASE IF EXISTS {tmp} WITH (FORCE);\n")
+        except ProdmirrorError as exc:
+            from ...ui import say
+
+            say(f"warning: {self.db.key}: could not put the previous database back ({exc}); it is kept as {self.old}")
+
+    def cleanup(self):
+        """Drop the previous database, then re-apply the kept owners and grants (both best effort)."""
+        from ...ui import say
+
+        try:
+            execute(self.host, self.db, f"DROP DATABASE IF EXISTS {quote_ident(self.old)} WITH (FORCE);\n")
+        except ProdmirrorError as exc:
+            say(f"warning: {self.db.key}: the previous database is left as {self.old} ({exc}); drop it when convenient")
+        if self.kept:
+            failed = apply_privileges(self.host, self.db, self.kept)
+            say(f"{self.db.key}: re-applied {len(self.kept) - failed} of {len(self.kept)} owner/grant statements "
+                f"of {self.db.env}")
+
+    def abort(self):
+        try:
+            execute(self.host, self.db, f"DROP DATABASE IF EXISTS {quote_ident(self.tmp)} WITH (FORCE);\n")
+        except ProdmirrorError:
+            pass  # best effort: the next run drops it before it starts
+
+
+OWNER_OR_GRANT = re.compile(r"^(GRANT |REVOKE |ALTER DEFAULT PRIVILEGES |ALTER [A-Z ]+ .* OWNER TO )")
+
+
+def privileges(host, db):
+    """Return the database's ownership and GRANT/REVOKE/default-privilege statements (to re-apply after a push)."""
+    argv = ("pg_dump", "--schema-only") + connection_args(db, db.name)
+    out = host.run(argv, env=client_env(db)).stdout
+    return [line for line in out.splitlines() if OWNER_OR_GRANT.match(line)]
+
+
+def apply_privileges(host, db, statements):
+    """Run grant statements one by one, each on its own (a grant on an object that is gone is skipped); return failures."""
+    if not statements:
+        return 0
+    argv = ("psql", "-X", "-q", "-o", "/dev/null", "-f", "-") + connection_args(db, db.name)
+    res = host.run(argv, input="\n".join(statements) + "\n", env=client_env(db), check=False)
+    return res.stderr.count("ERROR:")
+
+
+# The engine-neutral names the flows use for "one table or collection".
