@@ -5,8 +5,6 @@ back up the target → stream `dump` on the source into a Restore on the target 
 swapped in once complete, or one transaction for a single table) → after-sync hooks → record → audit.
 """
 
-import re
-
 from .. import backup_store, drift, guard, hooks, syncstate
 from ..engines import engine_for
 from ..errors import CommandError, ProdmirrorError
@@ -15,14 +13,12 @@ from ..transfer import restore_all, stream_into
 from ..ui import say
 from .run import Run
 
-# A table/collection name never needs these; rejecting them up front keeps names out of shells and SQL.
-UNSAFE = re.compile(r"""[\s;&|`$<>\\'"(){}\[\]*?!#~,=%^]""")
-
-
 def check_object_name(name):
-    """Raise ProdmirrorError unless `name` is a plain table/collection name (optionally schema-qualified)."""
-    if not name or UNSAFE.search(name) or name.startswith(("-", ".")) or ".." in name or len(name) > 120:
-        raise ProdmirrorError(f"invalid table or collection name {name!r}: letters, digits, '_', '-' and '.' only")
+    """Raise ProdmirrorError for a name no table or collection can have (empty, control characters,
+    over-long). Any other name is only ever looked up in the catalog (engine.resolve_object), never
+    put into SQL or a shell as given: a hostile name resolves to nothing and runs nothing."""
+    if not name or len(name) > 300 or any(ord(ch) < 32 for ch in name):
+        raise ProdmirrorError(f"invalid table or collection name {name[:60]!r}")
 
 
 def _protected_counters(project, sides):
@@ -124,9 +120,16 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
         if engine.resolve_object(dst_host, b, engine.object_label(obj)) != obj:
             raise ProdmirrorError(f"{name!r} is not the same object in {target}; run a full sync")
         label = engine.object_label(obj)
+        parts = engine.object_parts(src_host, a, obj)
+        theirs = engine.object_parts(dst_host, b, obj)
+        if theirs != parts:
+            raise ProdmirrorError(f"{label} is not made of the same tables in {target} "
+                                  f"({', '.join(sorted(set(parts) ^ set(theirs)))} differ); run a full sync")
+        if len(parts) > 1:
+            say(f"{label} comes with {len(parts) - 1} partition(s) or child table(s): {', '.join(parts[1:])}")
         if dst_env.protected:
             overridden = drift.check_drift(state.get(a.key), target, engine.counters(dst_host, b), force, a.key,
-                                           tables={label})
+                                           tables=set(parts))
             if overridden:
                 rec["drift_overridden"] = overridden
         guard.confirm(dst_env, task, force)

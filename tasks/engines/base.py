@@ -85,6 +85,10 @@ class Engine(Protocol):
     def object_label(self, obj) -> str:
         """Return the name under which `obj` is shown, recorded and compared."""
 
+    def object_parts(self, host, db, obj) -> list:
+        """Return the labels of everything a copy of `obj` moves: itself first, then what belongs to it
+        (a table's partitions or inheritance children)."""
+
     def dump_object(self, host, db, obj):
         """Start a dump of one object; return the Proc."""
 

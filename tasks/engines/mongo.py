@@ -274,6 +274,10 @@ def object_label(obj):
     return obj
 
 
+def object_parts(host, db, obj):
+    return [obj]  # a collection stands alone
+
+
 def dump_object(host, db, obj):
     return host.stream(dump_argv(db, collection=obj), env=tool_env(db))
 

@@ -2,7 +2,8 @@
 
 This package satisfies the engine contract (engines/base.py) with the names below; its modules hold
 the parts: client.py (quoting, psql), database.py (whole-database dump, atomic restore, grants),
-tables.py (tables, fingerprints, one-table replace), clone.py (same-server clones for hotfix.*).
+tables.py (tables, labels, fingerprints, counters), table_copy.py (resolve a name, a table's tree, replace
+tables in one transaction), clone.py (same-server clones for hotfix.*).
 """
 
 from .client import (MAINTENANCE_DB, SEP, client_env, connection_args, execute, exists, psql_argv,  # noqa: F401
@@ -10,9 +11,10 @@ from .client import (MAINTENANCE_DB, SEP, client_env, connection_args, execute, 
 from .clone import clone_dump, clone_facts, clone_template, drop, online_clone_argv  # noqa: F401
 from .database import (AtomicRestore, apply_privileges, dump, dump_argv, preflight, privileges,  # noqa: F401
                        restore_argv, server_facts, _side_name)
-from .tables import (ObjectReplace, TableReplace, counters, dump_object, dump_table, explain_object_failure,  # noqa: F401
-                     explain_table_failure, fingerprint, object_label, qualified, reset_passwords, resolve_object,
-                     resolve_table, table_names, tables)
+from .table_copy import (ObjectReplace, TablesReplace, dump_object, dump_tables, explain_object_failure,  # noqa: F401
+                         explain_table_failure, object_label, object_parts, parse_name, qualified, resolve_object,
+                         resolve_table, tree)
+from .tables import counters, fingerprint, label, reset_passwords, tables  # noqa: F401
 
 REQUIRED_KEYS = ("name", "user")
 OBJECT_WORD = "table"
