@@ -5,10 +5,17 @@ import functools
 import os
 from pathlib import Path
 
+import invoke
 from invoke import Exit
 
 from .config import load
 from .errors import Interrupted, ProdmirrorError
+
+
+def task(*args, **kwargs):
+    """invoke's @task without automatic short flags. Those would take letters invoke itself uses (-e echo,
+    -d debug, -f config, -r search root…), and a destructive option must be typed in full."""
+    return invoke.task(*args, auto_shortflags=False, **kwargs)
 
 
 def project(c):

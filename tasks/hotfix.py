@@ -1,11 +1,11 @@
 """hotfix.*: ephemeral bugfix environments (seed 002): a clone of the production database, a PostgREST
 container on it, SQL migrations, the deploy to production, and teardown."""
 
-from invoke import Collection, task
+from invoke import Collection
 
 from .actions import deploy as deploy_action, hotfix
 from .config import hotfix as hotfix_config
-from .cli import echo, one_line_errors, project
+from .cli import echo, one_line_errors, project, task
 from .ui import print_table
 
 DRY = "print the plan and change nothing"
