@@ -63,7 +63,14 @@ def lm360(prod):
         prod.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
-def project_for(tmp_path, prod, sshd, lm360, standin=None, deploy=None, monkeypatch=None):
+def project_for(tmp_path, prod, sshd, lm360, standin=None, deploy=None):
+    """Return the validated Project of hotfix_config(…), rooted in tmp_path."""
+    return config.load(hotfix_config(tmp_path, prod, sshd, lm360, standin, deploy), tmp_path)
+
+
+def hotfix_config(tmp_path, prod, sshd, lm360, standin=None, deploy=None):
+    """Write the secrets into tmp_path/.env and return the config: production over SSH holding lm360 and its dev
+    database, hotfix.* cloning lm360 (with PostgREST given the stand-in image, with the deploy given its config)."""
     from tasks.sandbox import free_port
 
     (tmp_path / ".env").write_text("PG_AUTH_PASSWORD=auth-s3cret-pw\nPGRST_JWT_SECRET=jwt-s3cret-0123456789abcdef0123456789\n")
@@ -83,8 +90,7 @@ def project_for(tmp_path, prod, sshd, lm360, standin=None, deploy=None, monkeypa
         hotfix["deploy"] = deploy
     cfg = {"environments": {"production": {"ssh": sshd.target(), "databases": {
         "lm360": db, "dev": {**db, "name": f"{lm360}_dev"}}}}, "hotfix": hotfix}
-    return config.load(cfg, tmp_path)
-
+    return cfg
 
 
 def git(repo, *args):

@@ -153,7 +153,7 @@ def migrate(project, file, dry_run=False, echo=False):
     path = Path(file)
     if not path.is_file():
         raise ProdmirrorError(f"no migration file {file!r}")
-    sql = path.read_text()
+    sql = migrations.decode(path.name, path.read_bytes())
     migrations.check_file(path.name, sql)
     targets = _migration_targets(cfg, env, source)
     table = cfg.migrations.table
