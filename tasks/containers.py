@@ -178,6 +178,17 @@ def remove(docker_client, name):
     return True
 
 
+def serves(docker_client, name):
+    """Return the bugfix database container `name` serves (its prodmirror.hotfix label; '' when prodmirror did
+    not start it), or None if there is no such container."""
+    import docker
+
+    try:
+        return docker_client.containers.get(name).labels.get(LABEL, "")
+    except docker.errors.NotFound:
+        return None
+
+
 def state(docker_client, name):
     """Return the container's status ('running', 'exited'…) or None if it does not exist."""
     import docker

@@ -15,6 +15,11 @@ from tests.conftest import table_digests
 from tests.hotfix_bed import git, lm360, project_for, served, snapshot_files, standin  # noqa: F401 - fixtures
 
 
+@pytest.fixture(autouse=True)
+def forced(monkeypatch):
+    monkeypatch.setenv("FORCE", "true")  # hotfix.create/teardown/deploy confirm like a push; tests/faults covers that
+
+
 def test_create_idle_source_uses_template_and_starts_postgrest(prod, sshd, lm360, standin, tmp_path, capfd):
     import docker
 
