@@ -108,6 +108,8 @@ def create(project, name=None, strategy=None, ttl=None, replace=False, terminate
             check_clone(project, env, source, read_state(project), clone, exists=True)
             if not replace:
                 raise ProdmirrorError(f"{clone} already exists on {env.name}: use it, `inv hotfix.teardown`, or --replace")
+        if pg:
+            containers.check_image(run.docker(env).client, pg.image, env.name)  # before the clone: it would stay
         guard.confirm(env, "hotfix.create", force)  # asked once the checks passed: nobody confirms a doomed run
         if facts["new_exists"]:
             if pg and containers.serves(run.docker(env).client, pg.name) == clone:
