@@ -1,10 +1,10 @@
 """mirror.*: production → local mirror of Django apps, code, media and databases (seed 000)."""
 
-from invoke import Collection, task
+from invoke import Collection
 
 from .actions import mirror
 from .config import mirror as mirror_config
-from .cli import echo, one_line_errors, project, split_keys
+from .cli import echo, one_line_errors, project, split_keys, task
 from .ui import print_table
 
 FORCE = "go on even if local app folders hold uncommitted changes (or set FORCE=true)"

@@ -1,10 +1,10 @@
 """db.sync.*: move databases, or one table/collection, between production and local (seed 001)."""
 
-from invoke import Collection, task
+from invoke import Collection
 
 from .. import drift
 from ..actions import sync
-from ..cli import echo, one_line_errors, project, split_keys
+from ..cli import echo, one_line_errors, project, split_keys, task
 from ..ui import print_table
 
 DB_HELP = "only these database keys (comma-separated); default: every key configured on both sides"
