@@ -14,7 +14,7 @@ from .. import containers, guard, migrations
 from ..config import parse_duration
 from ..engines import postgres
 from ..errors import CommandError, ConfigError, GuardError, ProdmirrorError, last_line
-from ..statefile import read_json, write_json
+from ..statefile import StateError, read_json, write_json
 from ..ui import say
 from .run import Run
 
@@ -52,7 +52,12 @@ def _state_path(project):
 
 
 def read_state(project):
-    return read_json(_state_path(project), {})
+    state = read_json(_state_path(project), {}, shape=dict)
+    for name, entry in state.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("database"), str):
+            raise StateError(f"{_state_path(project)} is corrupt (entry {name!r}); nothing was changed. Fix or move it "
+                             "aside (then `inv hotfix.status` no longer knows the clones it lists)")
+    return state
 
 
 def _write_state(project, state):

@@ -76,7 +76,12 @@ class Engine(Protocol):
         """Return {'tables': {name: [rows, hash]}, 'sequences': {name: value}} for status and parity."""
 
     def counters(self, host, db) -> dict:
-        """Return {name: [change signal, rows]}: what the drift guard compares between syncs."""
+        """Return {name: [change signal, rows]}: a cheap change signal (statistics), never a proof."""
+
+    def snapshot(self, host, db, only=None) -> dict:
+        """Return what the drift guard and the three-way push compare, exactly: {'tables': {label:
+        [rows, content hash]}, 'schema': {label: signature}, 'sequences': {label: [value, owner label]}};
+        with `only` (a set of labels), those tables alone."""
 
     def resolve_object(self, host, db, name):
         """Given a user's name for one table/collection, return the engine's reference to it (JSON-able;
@@ -94,6 +99,10 @@ class Engine(Protocol):
 
     def ObjectReplace(self, host, db, obj) -> Restore:  # noqa: N802
         """Return the Restore that replaces one object's data atomically."""
+
+    def object_jobs(self, src_host, src, dst_host, dst, objs, label) -> list:
+        """Return the transfer.restore_all jobs [(start_source, restore, label)] that copy several objects
+        as one step: in one transaction where the engine has them, else each swapped with undo."""
 
     def explain_object_failure(self, exc, label) -> str:
         """Given the CommandError of a failed ObjectReplace, return one line saying why."""

@@ -278,6 +278,25 @@ def object_parts(host, db, obj):
     return [obj]  # a collection stands alone
 
 
+def snapshot(host, db, only=None):
+    """Return {'tables': {collection: [documents, dbHash]}, 'schema': {collection: hash of its indexes},
+    'sequences': {}} (with `only`, those collections alone)."""
+    import hashlib
+    import json
+
+    database = _database(db)
+    content = {name: value for name, value in fingerprint(host, db)["tables"].items() if only is None or name in only}
+    schema = {name: hashlib.md5(json.dumps(database[name].index_information(), sort_keys=True, default=str)
+                                .encode()).hexdigest() for name in content}
+    return {"tables": content, "schema": schema, "sequences": {}}
+
+
+def object_jobs(src_host, src, dst_host, dst, objs, label):
+    """Return one job per collection: each is swapped in with undo (transfer.restore_all), MongoDB having
+    no transaction that spans renames."""
+    return [(lambda obj=obj: dump_object(src_host, src, obj), ObjectReplace(dst_host, dst, obj), obj) for obj in objs]
+
+
 def dump_object(host, db, obj):
     return host.stream(dump_argv(db, collection=obj), env=tool_env(db))
 
@@ -297,8 +316,20 @@ class ObjectReplace(Restore):
         database = _database(self.db)
         if f"{self.name}{NEW}" not in database.list_collection_names():
             raise ProdmirrorError(f"{self.name}: mongorestore wrote nothing; left as it was")
-        database.client.admin.command("renameCollection", f"{database.name}.{self.name}{NEW}",
-                                      to=f"{database.name}.{self.name}", dropTarget=True)
+        self.added = [] if self.name in database.list_collection_names() else [self.name]
+        self.moved = swap_in(database, [self.name], keep_old=True)
+
+    def undo(self):
+        try:
+            swap_back(_database(self.db), getattr(self, "moved", []), getattr(self, "added", []))
+        except Exception:  # noqa: BLE001 - best effort; the old data stays in <c>__pm_old
+            pass
+
+    def cleanup(self):
+        try:
+            drop_old(_database(self.db), self.moved)
+        except Exception:  # noqa: BLE001 - best effort; the next run's begin() drops leftovers
+            pass
 
     def abort(self):
         try:

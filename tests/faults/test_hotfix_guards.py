@@ -107,3 +107,16 @@ def test_cli_confirms_after_the_cheap_checks_and_takes_force(prod, sshd, lm360, 
     assert db_exists(prod, clone)
     assert inv(repo, "hotfix.teardown", env={"FORCE": "true"}).returncode == 0 and not db_exists(prod, clone)
     assert inv(repo, "hotfix.teardown").returncode == 0  # nothing is left: nothing to confirm
+
+
+@pytest.mark.parametrize("content", [b"{torn", b"[]", b'{"x_bugfix": 3}', b"\xff{}"])
+def test_a_corrupt_hotfix_state_is_one_line_before_anything_is_cloned_or_dropped(prod, sshd, lm360, tmp_path, content):
+    from tasks.errors import ProdmirrorError
+
+    project = project_for(tmp_path, prod, sshd, lm360)
+    (project.state_dir).mkdir(parents=True, exist_ok=True)
+    (project.state_dir / "hotfix.json").write_bytes(content)
+    for call in (lambda: hotfix.create(project, force=True), lambda: hotfix.teardown(project, force=True)):
+        with pytest.raises(ProdmirrorError, match="hotfix.json is corrupt"):
+            call()
+    assert prod.psql(f"SELECT 1 FROM pg_database WHERE datname = '{lm360}_bugfix'").strip() == ""

@@ -139,5 +139,8 @@ def test_after_sync_for_mongo_needs_collection_key(tmp_path):
 
 
 def test_drift_of_hashed_collections_is_described():
-    changed = drift.drift({"users": ["abc", 3]}, {"users": ["def", 3]})
-    assert drift.describe_drift(changed) == "users (3 → 3 documents, contents changed)"
+    base = {"tables": {"users": [3, "abc"]}, "schema": {"users": "i1"}, "sequences": {}}
+    now = {"tables": {"users": [3, "def"]}, "schema": {"users": "i1"}, "sequences": {}}
+    changed = drift.changes(base, now)
+    assert changed == {"users": "rows"}
+    assert drift.describe(changed, base, now) == "users (rows: 3 → 3, contents changed)"

@@ -12,9 +12,10 @@ from .clone import clone_dump, clone_facts, clone_template, drop, online_clone_a
 from .database import (AtomicRestore, apply_privileges, dump, dump_argv, preflight, privileges,  # noqa: F401
                        restore_argv, server_facts, _side_name)
 from .table_copy import (ObjectReplace, TablesReplace, dump_object, dump_tables, explain_object_failure,  # noqa: F401
+                         object_jobs,
                          explain_table_failure, object_label, object_parts, parse_name, qualified, resolve_object,
                          resolve_table, tree)
-from .tables import counters, fingerprint, label, reset_passwords, tables  # noqa: F401
+from .tables import counters, fingerprint, label, reset_passwords, snapshot, tables  # noqa: F401
 
 REQUIRED_KEYS = ("name", "user")
 OBJECT_WORD = "table"

@@ -218,3 +218,9 @@ def dump_object(host, db, obj):
 
 def ObjectReplace(host, db, obj):  # noqa: N802 - a factory standing where engines put a class
     return TablesReplace(host, db, [obj])
+
+
+def object_jobs(src_host, src, dst_host, dst, objs, label):
+    """Return the transfer.restore_all jobs that copy these tables: one, so that they all land in one
+    transaction and the target never shows half of them."""
+    return [(lambda: dump_tables(src_host, src, objs), TablesReplace(dst_host, dst, objs), label)]

@@ -33,13 +33,14 @@ def tables(host, db):
     return [tuple(row) for row in query(host, db, TABLES_SQL)]
 
 
-def fingerprint(host, db):
-    """Return {'tables': {label: [rows, hash]}, 'sequences': {label: value}} for the database.
+def fingerprint(host, db, only=None):
+    """Return {'tables': {label: [rows, hash]}, 'sequences': {label: value}} for the database (with
+    `only`, a set of labels, for those tables alone).
 
     The hash is an order-independent sum of per-row md5 prefixes: equal data gives equal hashes on any
     server, and the database never has to sort or hold the rows.
     """
-    names = tables(host, db)
+    names = [(s, t) for s, t in tables(host, db) if only is None or label(s, t) in only]
     result = {"tables": {}, "sequences": {}}
     if names:
         parts = [
@@ -53,6 +54,54 @@ def fingerprint(host, db):
     for schema, seq, value in query(host, db, SEQUENCES_SQL):
         result["sequences"][label(schema, seq)] = value
     return result
+
+
+# One signature per table (a partitioned table's covers its partitions): columns with their types,
+# defaults, generation and identity; constraints; indexes; triggers; row-level security and its
+# policies. Owners and grants are left out: a pull drops them by design.
+SCHEMA_SQL = """
+SELECT n.nspname, c.relname, md5(concat_ws(' | ',
+  (SELECT string_agg(format('%I %s %s %s %s %s', a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                            coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attgenerated, a.attidentity), ', '
+                     ORDER BY a.attnum)
+     FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT string_agg(def, ', ' ORDER BY def) FROM (SELECT format('%s %I %s', k.conrelid::regclass, k.conname,
+                                                                pg_get_constraintdef(k.oid)) AS def
+     FROM pg_constraint k WHERE (k.conrelid = c.oid OR k.conrelid IN (SELECT t.relid FROM pg_partition_tree(c.oid) t))) ks),
+  (SELECT string_agg(pg_get_indexdef(i.indexrelid), ', ' ORDER BY pg_get_indexdef(i.indexrelid))
+     FROM pg_index i WHERE (i.indrelid = c.oid OR i.indrelid IN (SELECT t.relid FROM pg_partition_tree(c.oid) t))),
+  (SELECT string_agg(pg_get_triggerdef(g.oid), ', ' ORDER BY pg_get_triggerdef(g.oid))
+     FROM pg_trigger g WHERE (g.tgrelid = c.oid OR g.tgrelid IN (SELECT t.relid FROM pg_partition_tree(c.oid) t)) AND NOT g.tgisinternal),
+  (SELECT string_agg(format('%I %s %s %s %s', p.polname, p.polcmd, p.polpermissive,
+                            coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
+                            coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')), ', ' ORDER BY p.polname)
+     FROM pg_policy p WHERE p.polrelid = c.oid),
+  c.relrowsecurity::text, c.relforcerowsecurity::text))
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
+ORDER BY 1, 2
+"""
+# Which table a sequence belongs to (serial, identity: OWNED BY), so a move of it is that table's change.
+SEQUENCE_OWNERS_SQL = """
+SELECT sn.nspname, s.relname, tn.nspname, t.relname FROM pg_depend d
+JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' JOIN pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
+WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+"""
+
+
+def snapshot(host, db, only=None):
+    """Return what the drift guard and the three-way push compare: {'tables': {label: [rows, hash]},
+    'schema': {label: signature}, 'sequences': {label: [value, owning table's label or None]}}
+    (with `only`, a set of labels, the tables' parts for those tables alone; sequences always all)."""
+    content = fingerprint(host, db, only)
+    owners = {label(s, q): label(ts, t) for s, q, ts, t in query(host, db, SEQUENCE_OWNERS_SQL)}
+    schema = {label(s, t): sig for s, t, sig in query(host, db, SCHEMA_SQL) if only is None or label(s, t) in only}
+    return {"tables": content["tables"], "schema": schema,
+            "sequences": {name: [value, owners.get(name)] for name, value in content["sequences"].items()}}
 
 
 COUNTERS_SQL = ("SELECT schemaname, relname, n_tup_ins + n_tup_upd + n_tup_del, n_live_tup "
