@@ -201,7 +201,29 @@ def _drop_new(database, only=None):
             database.drop_collection(name)
 
 
-class AtomicRestore(Restore):
+class _Swapping(Restore):
+    """A restore whose commit() swapped `<c>__pm_new` in with swap_in(keep_old=True): undo() puts the
+    previous collections back, cleanup() drops them (and the collections the source no longer has)."""
+
+    moved, added, gone = (), (), ()
+
+    def undo(self):
+        try:
+            swap_back(_database(self.db), self.moved, self.added)
+        except Exception:  # noqa: BLE001 - best effort; the old data stays in <c>__pm_old
+            pass
+
+    def cleanup(self):
+        try:
+            database = _database(self.db)
+            drop_old(database, self.moved)
+            for name in self.gone:
+                database.drop_collection(name)
+        except Exception:  # noqa: BLE001 - best effort; leftovers are dropped by the next run's begin()
+            pass
+
+
+class AtomicRestore(_Swapping):
     """mongorestore into `__pm_new` collections, then swap them in (see swap_in); abort drops them.
     MongoDB databases carry no owners or grants: `portable` and `keep_privileges` have nothing to do."""
 
@@ -216,21 +238,6 @@ class AtomicRestore(Restore):
         self.gone = [n for n in before if n not in new]  # the source no longer has them: dropped in cleanup
         self.added = [n for n in new if n not in before]
         self.moved = swap_in(database, new, keep_old=True)
-
-    def undo(self):
-        try:
-            swap_back(_database(self.db), getattr(self, "moved", []), getattr(self, "added", []))
-        except Exception:  # noqa: BLE001 - best effort; the old data stays in <c>__pm_old
-            pass
-
-    def cleanup(self):
-        try:
-            database = _database(self.db)
-            drop_old(database, self.moved)
-            for name in self.gone:
-                database.drop_collection(name)
-        except Exception:  # noqa: BLE001 - best effort; leftovers are dropped by the next run's begin()
-            pass
 
     def abort(self):
         try:
@@ -301,7 +308,7 @@ def dump_object(host, db, obj):
     return host.stream(dump_argv(db, collection=obj), env=tool_env(db))
 
 
-class ObjectReplace(Restore):
+class ObjectReplace(_Swapping):
     """mongorestore one collection into `<c>__pm_new`, then rename it over `<c>` (one atomic rename)."""
 
     def __init__(self, host, db, obj):
@@ -318,18 +325,6 @@ class ObjectReplace(Restore):
             raise ProdmirrorError(f"{self.name}: mongorestore wrote nothing; left as it was")
         self.added = [] if self.name in database.list_collection_names() else [self.name]
         self.moved = swap_in(database, [self.name], keep_old=True)
-
-    def undo(self):
-        try:
-            swap_back(_database(self.db), getattr(self, "moved", []), getattr(self, "added", []))
-        except Exception:  # noqa: BLE001 - best effort; the old data stays in <c>__pm_old
-            pass
-
-    def cleanup(self):
-        try:
-            drop_old(_database(self.db), self.moved)
-        except Exception:  # noqa: BLE001 - best effort; the next run's begin() drops leftovers
-            pass
 
     def abort(self):
         try:
