@@ -125,13 +125,13 @@ def test_a_push_is_all_or_nothing(prod, local, sshd, dbname, synced, mocker):
                "FROM generate_series(1, 100000) g", db=dbname, user="spmo_admin")
     before = table_digests(prod, dbname)
 
-    def kill_production_psql():
-        pids = subprocess.run(["pgrep", "-u", str(sshd.uid), "-x", "psql"], capture_output=True, text=True).stdout.split()
-        for pid in pids:
+    def kill_local_dump():  # a child of this very process: no other run's
+        pids = subprocess.run(["pgrep", "-P", str(os.getpid()), "-x", "pg_dump"], capture_output=True, text=True).stdout
+        for pid in pids.split():
             os.kill(int(pid), 9)
-        return pids
+        return pids.split()
 
-    killed = during_transfer(mocker, "table(s) local → production", kill_production_psql)
+    killed = during_transfer(mocker, "table(s) local → production", kill_local_dump)
     with pytest.raises(CommandError):
         sync.copy(synced, "local", "production", force=True)
     assert killed and killed[0]

