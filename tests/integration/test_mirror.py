@@ -285,3 +285,18 @@ def test_manage_py_runs_in_a_local_app_container(project, local, container_pg):
         assert mirror.create_superuser(project) == {"gamit": "updated"}
     finally:
         testbed_docker.remove(client, name)
+
+
+def test_a_tar_failure_on_production_names_the_file(project, site):
+    secret = os.path.join(site, "gamit_app", "secret.txt")
+    with open(secret, "w") as f:
+        f.write("only root reads this\n")
+    os.chmod(secret, 0o600)  # the SSH user (the deploy user) may not read it
+    try:
+        with pytest.raises(ProdmirrorError) as caught:
+            mirror.production(project)
+    finally:
+        os.remove(secret)
+    assert "tar: gamit_app/secret.txt: Cannot open: Permission denied" in str(caught.value)
+    assert "previous errors" not in str(caught.value)
+    assert not (project.root / "code" / "gamit_app").exists()
