@@ -11,12 +11,13 @@ import json
 import subprocess
 from datetime import datetime, timezone
 
-from .. import audit, backup_store, code, django_apps, guard
+from .. import audit, backup_store, code, django_apps, worktree
 from ..engines import engine_for
-from ..errors import ConfigError, GuardError, ProdmirrorError
+from ..errors import ConfigError, ProdmirrorError
 from ..hosts import check_containers
 from ..transfer import End, FileSource, pump
 from ..ui import Progress, human_bytes, say
+from ..worktree import check_clean
 from .backup import restore_into
 from .run import Run
 
@@ -39,25 +40,6 @@ def _snapshot(project, name=None):
     if not found:
         raise ProdmirrorError(f"no snapshot in {project.mirror.snapshots}: run `inv mirror.production` first")
     return found[0]
-
-
-def check_clean(root, paths, force):
-    """Refuse (GuardError, naming files) to replace app folders holding uncommitted git changes, unless forced."""
-    dirty = []
-    for path in paths:
-        folder = root / path
-        if not folder.is_dir():
-            continue
-        inside = subprocess.run(["git", "-C", str(folder), "rev-parse", "--is-inside-work-tree"],
-                                capture_output=True, text=True)
-        if inside.returncode != 0:
-            continue
-        status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--", "."],
-                                capture_output=True, text=True).stdout
-        dirty += [f"{path}: {line[3:]}" for line in status.splitlines() if line.strip()]
-    if dirty and not guard.forced(force):
-        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
-        raise GuardError(f"uncommitted changes would be lost: {shown}; commit or stash them, or pass --force")
 
 
 class _GuardOnly(End):
@@ -83,6 +65,13 @@ def _after_code(project, root, credentials=None):
         say(f"{app.name}: collectstatic done")
 
 
+def _exclusions(project, folders):
+    """Return (plan steps, apply) keeping `folders`, prodmirror's output, out of the ops repo's git."""
+    exclude, lines = worktree.exclusions(project.root, folders)
+    steps = [f"keep {', '.join(lines)} out of the ops repo's git ({exclude})"] if lines else []
+    return steps, lambda: worktree.keep_out_of_git(exclude, lines)
+
+
 def production(project, download_only=False, force=False, dry_run=False, echo=False):
     """Mirror production into a new snapshot; unless download_only, restore it locally. Return the audit record."""
     prod_code, root = _code(project)
@@ -96,9 +85,11 @@ def production(project, download_only=False, force=False, dry_run=False, echo=Fa
             creds = django_apps.superuser_credentials(project.variables)
         except ConfigError as exc:
             say(f"note: the superuser will not be created: {exc}")
+    ignore, keep_out = _exclusions(project, ([] if download_only else [root, *(root / p for p in prod_code["paths"])])
+                                   + [project.mirror.snapshots])
     project.check("environments.production.ssh", *[db.path for db in dbs],
                   *[local_env.database(db.key).path for db in restore])
-    steps = ["lock production and local",
+    steps = ["lock production and local", *ignore,
              f"stream tar of {', '.join(prod_code['paths'])} from production {prod_code['root']} "
              f"(excluding {', '.join(prod_code.get('exclude', [])) or 'nothing'}) into a new snapshot"
              + ("" if download_only else f", extracting safely into a staging folder beside {root}"),
@@ -113,6 +104,7 @@ def production(project, download_only=False, force=False, dry_run=False, echo=Fa
              direction="production -> local") as run:
         if not run.proceed("mirror.production", steps):
             return None
+        keep_out()
         if not download_only:
             check_clean(root, prod_code["paths"], force)
         rec, hosts = run.record, run.hosts
@@ -173,12 +165,14 @@ def force_sync_code(project, snapshot=None, force=False, dry_run=False):
     if "code" not in snap.manifest:
         raise ProdmirrorError(f"snapshot {snap.name} holds no code archive")
     paths = snap.manifest["code"]["paths"]
-    steps = [f"verify {snap.name}/code.tar (sha256)", f"delete local {', '.join(paths)} under {root}",
+    ignore, keep_out = _exclusions(project, [root, *(root / p for p in paths)])
+    steps = [*ignore, f"verify {snap.name}/code.tar (sha256)", f"delete local {', '.join(paths)} under {root}",
              "extract the snapshot's folders safely (no absolute paths, no '..', no links out of the tree)",
              *[f"{app.name}: localize settings, collectstatic" for app in project.mirror.apps]]
     with Run(project, "mirror.force-sync-code", ["local"], dry_run=dry_run, snapshot=snap.name) as run:
         if not run.proceed("mirror.force-sync-code", steps):
             return None
+        keep_out()
         check_clean(root, paths, force)
         archive = snap.verify_entry(snap.manifest["code"])
         extract = code.GuardedExtract(root, paths)

@@ -287,6 +287,22 @@ def test_manage_py_runs_in_a_local_app_container(project, local, container_pg):
         testbed_docker.remove(client, name)
 
 
+def test_the_mirror_inside_the_ops_repo_is_not_its_uncommitted_work(project):
+    git = ["git", "-C", str(project.root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(git + ["init", "-q"], check=True, timeout=30)
+    (project.root / "invoke.yaml").write_text("# the ops repo's config\n")
+    subprocess.run(git + ["add", "invoke.yaml"], check=True, timeout=30)
+    subprocess.run(git + ["commit", "-qm", "ops repo"], check=True, timeout=30)
+    mirror.production(project)
+    mirror.force_sync_code(project)  # before: "uncommitted changes would be lost: gamit_app: …"
+    status = subprocess.run(git + ["status", "--porcelain"], capture_output=True, text=True, timeout=30).stdout
+    assert "code/" not in status and "snapshots/" not in status, status
+    exclude = (project.root / ".git" / "info" / "exclude").read_text().splitlines()
+    assert exclude.count("/code/") == 1 and exclude.count("/snapshots/") == 1
+    mirror.force_sync_code(project)
+    assert (project.root / ".git" / "info" / "exclude").read_text().splitlines() == exclude  # said once
+
+
 def test_a_tar_failure_on_production_names_the_file(project, site):
     secret = os.path.join(site, "gamit_app", "secret.txt")
     with open(secret, "w") as f:
