@@ -29,7 +29,7 @@ def force_sync_code(c, snapshot=None, force=False, dry_run=False):
 @task
 @one_line_errors
 def localize_settings(c):
-    """Patch every app's settings.py for local use (a managed block; running it twice changes nothing)."""
+    """Patch every app's settings.py for local use, its database included (a managed block; idempotent)."""
     mirror.localize_settings(project(c))
 
 

@@ -11,7 +11,7 @@ import json
 import subprocess
 from datetime import datetime, timezone
 
-from .. import audit, backup_store, code, django_apps, worktree
+from .. import audit, backup_store, code, django_apps, django_migrations, django_settings, worktree
 from ..engines import engine_for
 from ..errors import ConfigError, ProdmirrorError
 from ..hosts import check_containers
@@ -22,14 +22,18 @@ from .backup import restore_into
 from .run import Run
 
 
+def _local_root(project):
+    """Return the local code root (environments.local.code.root, default `mirror` beside invoke.yaml)."""
+    local = project.env("local").code if "local" in project.environments else {}
+    return project.root / (local.get("root") if local else "mirror")
+
+
 def _code(project):
     """Return (production code config, local code root) or raise ConfigError naming the key."""
     prod = project.env("production").code
     if not prod or not prod.get("paths"):
         raise ConfigError("environments.production.code: required for mirror tasks ({root, paths, exclude})")
-    local = project.env("local").code if "local" in project.environments else {}
-    root = project.root / (local.get("root") if local else "mirror")
-    return prod, root
+    return prod, _local_root(project)
 
 
 def _snapshot(project, name=None):
@@ -52,17 +56,27 @@ class _GuardOnly(End):
         self.guard.feed(chunk)
 
 
-def _after_code(project, root, credentials=None):
+def _localize(project, site):
+    """Write the localize block (settings and the local database) into the site's settings.py; return True if changed."""
+    return django_settings.localize(site.root / site.app.path / site.app.settings, project.mirror.localize,
+                                    django_apps.connection(site))
+
+
+def _after_code(project, sites, credentials=None):
     """Localize settings, create the superuser (when credentials are given), collectstatic, for every app."""
-    for app in project.mirror.apps:
-        settings = root / app.path / app.settings
-        changed = django_apps.localize(settings, project.mirror.localize)
-        say(f"{app.name}: settings {'localized' if changed else 'already localized'} ({settings})")
+    for site in sites:
+        changed = _localize(project, site)
+        say(f"{site.app.name}: settings {'localized' if changed else 'already localized'} "
+            f"({site.root / site.app.path / site.app.settings}; database: local {site.db.key})")
         if credentials:
-            say(f"{app.name}: superuser {credentials['DJANGO_SUPERUSER_USERNAME']} "
-                f"{django_apps.create_superuser(app, root, credentials)}")
-        django_apps.manage(app, root, "collectstatic", "--noinput", "--verbosity", "0")
-        say(f"{app.name}: collectstatic done")
+            _superuser(site, credentials)
+        django_apps.manage(site, "collectstatic", "--noinput", "--verbosity", "0")
+        say(f"{site.app.name}: collectstatic done")
+
+
+def _superuser(site, credentials):
+    say(f"{site.app.name}: superuser {credentials['DJANGO_SUPERUSER_USERNAME']} "
+        f"{django_apps.create_superuser(site, credentials)} in local {site.db.key}")
 
 
 def _exclusions(project, folders):
@@ -79,8 +93,9 @@ def production(project, download_only=False, force=False, dry_run=False, echo=Fa
     dbs = list(prod_env.databases.values())
     local_env = project.env("local")
     restore = [db for db in dbs if db.key in local_env.databases]
-    creds = None
+    creds, sites = None, []
     if not download_only and project.mirror.apps:
+        sites = django_apps.bind(project, root)
         try:
             creds = django_apps.superuser_credentials(project.variables)
         except ConfigError as exc:
@@ -98,8 +113,8 @@ def production(project, download_only=False, force=False, dry_run=False, echo=Fa
     if not download_only:
         steps += [f"replace local {', '.join(prod_code['paths'])} under {root} with the snapshot's",
                   *[f"back up local {db.key}, then restore it from the snapshot atomically" for db in restore],
-                  *[f"{app.name}: localize settings, {'create the superuser, ' if creds else ''}collectstatic"
-                    for app in project.mirror.apps]]
+                  *[f"{site.app.name}: localize settings (database: local {site.db.key}), "
+                    f"{'create the superuser, ' if creds else ''}collectstatic" for site in sites]]
     with Run(project, "mirror.production", ["production", "local"], dry_run=dry_run, echo=echo,
              direction="production -> local") as run:
         if not run.proceed("mirror.production", steps):
@@ -141,7 +156,7 @@ def production(project, download_only=False, force=False, dry_run=False, echo=Fa
         if restore:
             restore_into(run, snapshot, "local", [local_env.database(db.key) for db in restore], force=force,
                          paths={db.key: snapshot.file(db.key) for db in restore})  # verified as written
-        _after_code(project, root, creds)
+        _after_code(project, sites, creds)
         # fingerprinted after the mirror's own steps (the superuser row is part of the mirrored state)
         _record_restored(project, hosts, snapshot, [local_env.database(db.key) for db in restore])
         say(f"mirror.production: done: snapshot {snapshot.name}; code {', '.join(prod_code['paths'])}; "
@@ -165,10 +180,11 @@ def force_sync_code(project, snapshot=None, force=False, dry_run=False):
     if "code" not in snap.manifest:
         raise ProdmirrorError(f"snapshot {snap.name} holds no code archive")
     paths = snap.manifest["code"]["paths"]
+    sites = django_apps.bind(project, root) if project.mirror.apps else []
     ignore, keep_out = _exclusions(project, [root, *(root / p for p in paths)])
     steps = [*ignore, f"verify {snap.name}/code.tar (sha256)", f"delete local {', '.join(paths)} under {root}",
              "extract the snapshot's folders safely (no absolute paths, no '..', no links out of the tree)",
-             *[f"{app.name}: localize settings, collectstatic" for app in project.mirror.apps]]
+             *[f"{site.app.name}: localize settings (database: local {site.db.key}), collectstatic" for site in sites]]
     with Run(project, "mirror.force-sync-code", ["local"], dry_run=dry_run, snapshot=snap.name) as run:
         if not run.proceed("mirror.force-sync-code", steps):
             return None
@@ -188,20 +204,18 @@ def force_sync_code(project, snapshot=None, force=False, dry_run=False):
         finally:
             source.close()
         say(f"code replaced under {root} from {snap.name}")
-        _after_code(project, root)
+        _after_code(project, sites)
         return run.record
 
 
 def localize_settings(project):
-    """Write the managed localize block into every configured app's settings.py; return {app: changed}."""
-    _, root = _code(project)
-    if not project.mirror.apps:
-        raise ConfigError("mirror.django: no Django app is configured")
+    """Write the managed localize block (settings, and Django's default database set to the app's local
+    one) into every configured app's settings.py; return {app: changed}."""
     changed = {}
-    for app in project.mirror.apps:
-        path = root / app.path / app.settings
-        changed[app.name] = django_apps.localize(path, project.mirror.localize)
-        say(f"{app.name}: {'localized' if changed[app.name] else 'unchanged (already localized)'}: {path}")
+    for site in django_apps.bind(project, _local_root(project)):
+        changed[site.app.name] = _localize(project, site)
+        say(f"{site.app.name}: {'localized' if changed[site.app.name] else 'unchanged (already localized)'}: "
+            f"{site.root / site.app.path / site.app.settings} (database: local {site.db.key})")
     return changed
 
 
@@ -229,12 +243,10 @@ def restore_db(project, keys=None, snapshot=None, force=False, dry_run=False, ec
 
 
 def create_superuser(project):
-    """Create or update the superuser in every app from DJANGO_SUPERUSER_* (environment or .env)."""
-    _, root = _code(project)
+    """Create or update the superuser in every app's local database from DJANGO_SUPERUSER_* (environment or .env)."""
+    sites = django_apps.bind(project, _local_root(project))
     credentials = django_apps.superuser_credentials(project.variables)
-    if not project.mirror.apps:
-        raise ConfigError("mirror.django: no Django app is configured")
-    return {app.name: django_apps.create_superuser(app, root, credentials) for app in project.mirror.apps}
+    return {site.app.name: django_apps.create_superuser(site, credentials) for site in sites}
 
 
 def fix_migrations(project, app_name=None, label=None, migration=None):
@@ -242,28 +254,28 @@ def fix_migrations(project, app_name=None, label=None, migration=None):
 
     A consistent history is left alone. Return {app: [inserted (label, name)]}.
     """
-    _, root = _code(project)
     apps = [a for a in project.mirror.apps if app_name in (None, a.name)]
-    if not apps:
-        raise ConfigError(f"mirror.django: no app named {app_name!r}" if app_name else "mirror.django: no Django app is configured")
+    if not apps and app_name:
+        raise ConfigError(f"mirror.django: no app named {app_name!r}")
     if (label is None) != (migration is None):
         raise ProdmirrorError("give --app and --migration together (the django_migrations row to insert)")
     done = {}
-    for app in apps:
-        gaps = django_apps.migration_gaps(app, root)
+    for site in django_apps.bind(project, _local_root(project), apps):
+        app = site.app
+        gaps = django_migrations.migration_gaps(site)
         insert = [(label, migration)] if label else gaps
         if not insert:
             say(f"{app.name}: migration history is consistent; nothing changed")
             done[app.name] = []
             continue
         say(f"{app.name}: missing django_migrations rows: {', '.join(f'{a}.{n}' for a, n in insert)}")
-        django_apps.migration_gaps(app, root, insert=insert)
-        left = django_apps.migration_gaps(app, root)
+        django_migrations.migration_gaps(site, insert=insert)
+        left = django_migrations.migration_gaps(site)
         if left:
             raise ProdmirrorError(f"{app.name}: still inconsistent after inserting rows: missing "
                                   f"{', '.join(f'{a}.{n}' for a, n in left)}")
         for app_label in sorted({a for a, _ in insert}):
-            django_apps.manage(app, root, "migrate", "--fake", app_label, "--verbosity", "0")
+            django_apps.manage(site, "migrate", "--fake", app_label, "--verbosity", "0")
         say(f"{app.name}: inserted {len(insert)} row(s); `migrate --fake` done for {', '.join(sorted({a for a, _ in insert}))}")
         done[app.name] = insert
     return done

@@ -1,4 +1,7 @@
-"""mirror.* against a real Django 5.2 project served by the SSH "production" host and its Postgres."""
+"""mirror.* against a real Django 5.2 project served by the SSH "production" host and its Postgres.
+
+The project's settings point at production's database (as a real project's do): every manage.py
+prodmirror runs must still reach local only, which `production_untouched` checks after every test."""
 
 import io
 import json
@@ -15,7 +18,7 @@ from tasks.errors import GuardError, ProdmirrorError
 from tasks.transfer import sha256_file
 from tasks.ui import Progress
 from tests import django_site
-from tests.conftest import pg_db, table_digests
+from tests.conftest import cli_project, inv, pg_db, table_digests
 
 DB = "db_gamit_mirror"
 CREDS = {"DJANGO_SUPERUSER_USERNAME": "opsadmin", "DJANGO_SUPERUSER_EMAIL": "ops@example.com",
@@ -26,7 +29,7 @@ CREDS = {"DJANGO_SUPERUSER_USERNAME": "opsadmin", "DJANGO_SUPERUSER_EMAIL": "ops
 def site(prod, local, sshd, base):
     """Production's code root (gamit_app) and its migrated database."""
     code_root = os.path.join(base, "prod-code")
-    app_dir = django_site.build(code_root)
+    app_dir = django_site.build(code_root, DB, prod.port)
     prod.psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE); CREATE DATABASE {DB} OWNER spmo_admin")
     django_site.migrate(app_dir, DB, prod.port)
     yield code_root
@@ -34,27 +37,49 @@ def site(prod, local, sshd, base):
         cluster.psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
 
 
+@pytest.fixture(autouse=True)
+def production_untouched(site, prod):
+    """No mirror task writes to production's database: every table (auth_user, django_migrations…) as it was."""
+    before = table_digests(prod, DB)
+    yield
+    assert table_digests(prod, DB) == before
+
+
 @pytest.fixture
-def project(site, prod, local, sshd, tmp_path, monkeypatch):
+def cfg(site, prod, local, sshd, tmp_path, monkeypatch):
+    """The ops repo's config: the app entry has no `env:`, so its settings point at production."""
     for key in CREDS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.delenv("FORCE", raising=False)
     local.psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
     (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in CREDS.items()))
-    cfg = {"environments": {
+    return {"environments": {
         "production": {"ssh": sshd.target(), "databases": {"gamit": pg_db(prod, DB)},
                        "code": {"root": site, "paths": ["gamit_app"], "exclude": ["__pycache__", "*.pyc", "staticfiles"]}},
         "local": {"code": {"root": "code"}, "databases": {"gamit": pg_db(local, DB)}}},
         "mirror": {"snapshots": "snapshots", "keep": 3, "django": [{
             "name": "gamit", "path": "gamit_app", "settings": "gamit_core/settings.py", "python": sys.executable,
-            "env": {"PM_DB_NAME": DB, "PM_DB_PORT": str(local.port)}, "database": "gamit"}]}}
+            "database": "gamit"}]}}
+
+
+@pytest.fixture
+def project(cfg, tmp_path):
     return config.load(cfg, tmp_path)
 
 
 def manage(project, *args, check=True):
-    env = {**os.environ, "PM_DB_NAME": DB, "PM_DB_PORT": project.mirror.apps[0].env["PM_DB_PORT"]}
+    """Run manage.py by hand, as a developer would: no PM_DB_*/PRODMIRROR_* variables, only settings.py."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PM_DB_", "PRODMIRROR_DB_"))}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=project.root / "code" / "gamit_app", env=env,
-                          capture_output=True, text=True, check=check)
+                          capture_output=True, text=True, check=check, timeout=120)
+
+
+def server_of(project):
+    """Return (port, database) of the server Django's default connection really reaches, run by hand."""
+    out = manage(project, "shell", "-c", "from django.db import connection\nwith connection.cursor() as c:\n"
+                 "    c.execute('SELECT inet_server_port(), current_database()'); print(*c.fetchone())").stdout
+    port, name = out.strip().splitlines()[-1].split()
+    return int(port), name
 
 
 def prod_sums(site):
@@ -285,6 +310,103 @@ def test_manage_py_runs_in_a_local_app_container(project, local, container_pg):
         assert mirror.create_superuser(project) == {"gamit": "updated"}
     finally:
         testbed_docker.remove(client, name)
+
+
+# --- issue 11: local stays local, parity is honest ---------------------------------------------------
+
+def test_every_mirror_task_leaves_production_alone(project, prod, local):
+    """Settings point at production and the app entry has no env: every task still writes only to local."""
+    def untouched(task, *args, **kwargs):
+        before = table_digests(prod, DB)
+        result = task(project, *args, **kwargs)
+        after = table_digests(prod, DB)
+        assert {t: after[t] for t in ("public.auth_user", "public.django_migrations")} == \
+               {t: before[t] for t in ("public.auth_user", "public.django_migrations")}, task.__name__
+        assert after == before, task.__name__
+        return result
+
+    untouched(mirror.production)
+    untouched(mirror.force_sync_code)
+    untouched(mirror.localize_settings)
+    untouched(mirror.restore_db)
+    local.psql("DELETE FROM auth_user", db=DB)
+    assert untouched(mirror.create_superuser) == {"gamit": "created"}
+    local.psql("DELETE FROM django_migrations WHERE app = 'inventory' AND name = '0001_initial'", db=DB)
+    assert untouched(mirror.fix_migrations) == {"gamit": [("inventory", "0001_initial")]}
+    untouched(mirror.status)
+    assert local.psql("SELECT username FROM auth_user", db=DB).split() == ["opsadmin"]
+    assert prod.psql("SELECT count(*) FROM auth_user", db=DB).strip() == "0"
+
+
+def unlocalize(project, site):
+    """Put production's settings.py back (no localize block): Django's default database is production's."""
+    path = "gamit_app/gamit_core/settings.py"
+    (project.root / "code" / path).write_text(open(os.path.join(site, path)).read())
+
+
+def test_manage_py_is_refused_while_django_points_at_production(project, site, prod, local):
+    mirror.production(project)
+    unlocalize(project, site)
+    local.psql("DELETE FROM inventory_item", db=DB)
+    users = table_digests(local, DB)
+    refusal = (f"gamit: Django's default database is {DB} on 127.0.0.1:{prod.port}, not local's {DB} on "
+               f"127.0.0.1:{local.port}; run mirror.localize-settings or fix mirror.django[0].env")
+    for task in (mirror.create_superuser, mirror.fix_migrations):
+        with pytest.raises(GuardError) as caught:
+            task(project)
+        assert str(caught.value) == refusal
+    assert table_digests(local, DB) == users
+    mirror.localize_settings(project)
+    assert mirror.create_superuser(project) == {"gamit": "updated"}
+
+
+def test_the_refusal_through_the_cli_is_one_line(project, cfg, site, prod, local, tmp_path):
+    mirror.production(project)
+    unlocalize(project, site)
+    res = inv(cli_project(tmp_path, cfg), "mirror.create-superuser")
+    assert res.returncode == 3 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"prodmirror: gamit: Django's default database is {DB} on 127.0.0.1:{prod.port}, not local's {DB} on "
+        f"127.0.0.1:{local.port}; run mirror.localize-settings or fix mirror.django[0].env"]
+
+
+def test_env_pointing_at_production_is_refused_too(cfg, tmp_path, site, prod, local):
+    """An app `env:` that overrides the localized database (here: another settings module) is caught."""
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "prod_settings.py").write_text(
+        "from gamit_core.settings import *  # noqa\n"
+        f"DATABASES['default'].update(HOST='127.0.0.1', PORT='{prod.port}')\n")
+    cfg["mirror"]["django"][0]["env"] = {"PYTHONPATH": str(tmp_path / "extra"), "DJANGO_SETTINGS_MODULE": "prod_settings"}
+    project = config.load(cfg, tmp_path)
+    mirror.production(project, download_only=True)
+    with pytest.raises(GuardError, match="gamit: Django's default database is .* not local's"):
+        mirror.force_sync_code(project)  # settings.py is localized, but Django reads another module
+
+
+def test_localized_settings_send_manage_py_by_hand_to_local(cfg, tmp_path, prod, local):
+    """runserver/shell by hand reach local; the password is handed over in the environment, never written."""
+    cfg["environments"]["local"]["databases"]["gamit"]["password"] = "${LOCAL_DB_PASSWORD}"
+    with open(tmp_path / ".env", "a") as f:
+        f.write("LOCAL_DB_PASSWORD=local-pw-7731\n")
+    project = config.load(cfg, tmp_path)
+    mirror.production(project)
+    assert server_of(project) == (local.port, DB)
+    settings = project.root / "code" / "gamit_app" / "gamit_core" / "settings.py"
+    text = settings.read_text()
+    assert "local-pw-7731" not in text and "PRODMIRROR_DB_PASSWORD" in text
+    assert mirror.localize_settings(project) == {"gamit": False} and settings.read_text() == text
+    from tasks import django_apps
+
+    site = django_apps.bind(project, project.root / "code")[0]
+    out = django_apps.manage(site, "shell", "-c", "from django.db import connection\n"
+                             "print(connection.settings_dict['PASSWORD'] == 'local-pw-7731')").stdout
+    assert out.strip().splitlines()[-1] == "True"
+
+
+def test_a_mirror_with_settings_pointing_at_production_creates_the_superuser_locally(project, prod, local):
+    mirror.production(project)
+    assert local.psql("SELECT username FROM auth_user", db=DB).split() == ["opsadmin"]
+    assert prod.psql("SELECT count(*) FROM auth_user", db=DB).strip() == "0"
 
 
 def test_the_mirror_inside_the_ops_repo_is_not_its_uncommitted_work(project):
