@@ -53,7 +53,7 @@ def create_superuser(c):
             "migration": "migration name of the row to insert"})
 @one_line_errors
 def fix_migrations(c, project_=None, app=None, migration=None):
-    """Repair an inconsistent migration history: insert the missing django_migrations rows, then migrate --fake."""
+    """Insert the django_migrations rows of migrations whose schema is present; report the others."""
     mirror.fix_migrations(project(c), project_, app, migration)
 
 

@@ -250,34 +250,27 @@ def create_superuser(project):
 
 
 def fix_migrations(project, app_name=None, label=None, migration=None):
-    """Detect missing django_migrations rows per app; insert them (or the one given), then `migrate --fake`.
+    """Compare each app's django_migrations with its local schema; insert the rows of migrations whose
+    schema is present (or the one given), report the rest. Return {app: ['label.name' inserted]}.
 
-    A consistent history is left alone. Return {app: [inserted (label, name)]}.
-    """
+    Raise ProdmirrorError (after reporting) if a migration is recorded but missing from the schema,
+    or cannot be confirmed although recorded ones depend on it: those are left for a human."""
     apps = [a for a in project.mirror.apps if app_name in (None, a.name)]
     if not apps and app_name:
         raise ConfigError(f"mirror.django: no app named {app_name!r}")
     if (label is None) != (migration is None):
         raise ProdmirrorError("give --app and --migration together (the django_migrations row to insert)")
-    done = {}
+    done, problems = {}, []
     for site in django_apps.bind(project, _local_root(project), apps):
-        app = site.app
-        gaps = django_migrations.migration_gaps(site)
-        insert = [(label, migration)] if label else gaps
-        if not insert:
-            say(f"{app.name}: migration history is consistent; nothing changed")
-            done[app.name] = []
-            continue
-        say(f"{app.name}: missing django_migrations rows: {', '.join(f'{a}.{n}' for a, n in insert)}")
-        django_migrations.migration_gaps(site, insert=insert)
-        left = django_migrations.migration_gaps(site)
-        if left:
-            raise ProdmirrorError(f"{app.name}: still inconsistent after inserting rows: missing "
-                                  f"{', '.join(f'{a}.{n}' for a, n in left)}")
-        for app_label in sorted({a for a, _ in insert}):
-            django_apps.manage(site, "migrate", "--fake", app_label, "--verbosity", "0")
-        say(f"{app.name}: inserted {len(insert)} row(s); `migrate --fake` done for {', '.join(sorted({a for a, _ in insert}))}")
-        done[app.name] = insert
+        state = django_migrations.fix(site, (label, migration) if label else None)
+        lines, left = django_migrations.report(site.app.name, state)
+        for line in lines:
+            say(line)
+        done[site.app.name] = [tuple(name.split(".", 1)) for name in state["recorded"]]
+        problems += left
+    if problems:
+        raise ProdmirrorError(f"{len(problems)} migration problem(s) left as they are (listed above); "
+                              "nothing was faked for them")
     return done
 
 

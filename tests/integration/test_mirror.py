@@ -409,6 +409,50 @@ def test_a_mirror_with_settings_pointing_at_production_creates_the_superuser_loc
     assert prod.psql("SELECT count(*) FROM auth_user", db=DB).strip() == "0"
 
 
+def test_fix_migrations_finds_the_newest_migration_whose_row_is_missing(project, local):
+    mirror.production(project)
+    local.psql("DELETE FROM django_migrations WHERE app = 'inventory' AND name = '0002_item_qty'", db=DB)
+    assert manage(project, "migrate", "--check", check=False).returncode != 0  # Django sees it as pending
+    assert mirror.fix_migrations(project) == {"gamit": [("inventory", "0002_item_qty")]}
+    migrated = manage(project, "migrate", "--verbosity", "0", check=False)
+    assert migrated.returncode == 0, migrated.stderr  # before: `column "qty" of relation … already exists`
+    assert mirror.fix_migrations(project) == {"gamit": []}
+
+
+def test_fix_migrations_reports_a_recorded_migration_whose_schema_is_missing(project, local, capsys):
+    mirror.production(project)
+    local.psql("ALTER TABLE inventory_item DROP COLUMN qty", db=DB)
+    rows = local.psql("SELECT app, name FROM django_migrations ORDER BY id", db=DB)
+    with pytest.raises(ProdmirrorError, match="1 migration problem"):
+        mirror.fix_migrations(project)
+    assert ("gamit: recorded, but missing from the schema (left as is, never faked): "
+            "inventory.0002_item_qty (column inventory_item.qty)") in capsys.readouterr().err.splitlines()
+    assert local.psql("SELECT app, name FROM django_migrations ORDER BY id", db=DB) == rows
+
+
+def test_fix_migrations_leaves_a_really_pending_migration_to_migrate(project, local, capsys):
+    mirror.production(project)
+    local.psql("ALTER TABLE inventory_item DROP COLUMN qty; "
+               "DELETE FROM django_migrations WHERE app = 'inventory' AND name = '0002_item_qty'", db=DB)
+    assert mirror.fix_migrations(project) == {"gamit": []}
+    assert "gamit: pending, not in the schema (`manage.py migrate` applies them): inventory.0002_item_qty" in \
+        capsys.readouterr().err
+    manage(project, "migrate", "--verbosity", "0")
+    assert local.psql("SELECT count(qty) FROM inventory_item", db=DB).strip() == "25"
+
+
+def test_fix_migrations_inserts_a_named_row_only_if_its_schema_is_there(project, local):
+    mirror.production(project)
+    local.psql("ALTER TABLE inventory_item DROP COLUMN qty; "
+               "DELETE FROM django_migrations WHERE app = 'inventory' AND name = '0002_item_qty'", db=DB)
+    with pytest.raises(ProdmirrorError, match=r"gamit: inventory.0002_item_qty is not in the schema "
+                                              r"\(column inventory_item.qty missing\)"):
+        mirror.fix_migrations(project, label="inventory", migration="0002_item_qty")
+    with pytest.raises(ProdmirrorError, match="gamit: no migration inventory.0009_nope in the code"):
+        mirror.fix_migrations(project, label="inventory", migration="0009_nope")
+    assert local.psql("SELECT count(*) FROM django_migrations WHERE app = 'inventory'", db=DB).strip() == "1"
+
+
 def test_the_mirror_inside_the_ops_repo_is_not_its_uncommitted_work(project):
     git = ["git", "-C", str(project.root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(git + ["init", "-q"], check=True, timeout=30)
