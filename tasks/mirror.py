@@ -77,7 +77,9 @@ def status(c):
     verdict = "code parity confirmed" if not rows else f"{len(rows)} file(s) differ"
     print_table(f"code: {verdict} (local vs production)", ["app folder", "kind", "file"], rows)
     for key, what in report["data"].items():
-        print(f"data {key}: {what} ({report['snapshot']})")
+        restored = report["restored"][key]
+        newest = "the newest" if restored == report["snapshot"] else f"the newest is {report['snapshot']}"
+        print(f"data {key}: {what} ({restored}, restored last; {newest})")
     if not report["data"]:
         print("data: no database was restored from a snapshot yet")
 

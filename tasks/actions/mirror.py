@@ -8,6 +8,7 @@ it is written as `.partial-…` and renamed into place only when complete, and t
 """
 
 import json
+import posixpath
 import subprocess
 from datetime import datetime, timezone
 
@@ -166,10 +167,12 @@ def production(project, download_only=False, force=False, dry_run=False, echo=Fa
 
 
 def _record_restored(project, hosts, snapshot, dbs):
-    """Remember the local fingerprints right after a restore, so mirror.status can tell if data moved since."""
-    restored = snapshot.manifest.setdefault("restored", {})
+    """Remember the local fingerprints right after a restore, and when, so mirror.status can tell which
+    snapshot local holds and whether its data moved since."""
+    restored, when = snapshot.manifest.setdefault("restored", {}), snapshot.manifest.setdefault("restored_at", {})
     for db in dbs:
         restored[db.key] = engine_for(db).fingerprint(hosts.for_db(db), db)
+        when[db.key] = datetime.now(timezone.utc).isoformat()
     backup_store.save_manifest(snapshot)
 
 
@@ -299,25 +302,56 @@ def checkpoint(project):
 
 
 def status(project, echo=False):
-    """Return {'code': {path: parity}, 'data': {key: verdict}, 'snapshot': name} without changing anything."""
+    """Return {'code': {path: parity}, 'data': {key: verdict}, 'restored': {key: snapshot restored last},
+    'snapshot': newest snapshot} without changing anything. prodmirror's own localize block is no code
+    difference: settings.py files are compared without it."""
     prod_code, root = _code(project)
     with Run(project, "mirror.status", echo=echo, audit=False) as run:
-        remote = code.remote_checksums(run.hosts.for_env(project.env("production")), prod_code)
+        host = run.hosts.for_env(project.env("production"))
+        remote = code.remote_checksums(host, prod_code)
         local = code.local_checksums(root, prod_code["paths"], prod_code.get("exclude", []))
-        report = {"code": {}, "data": {}, "snapshot": None}
+        report = {"code": {}, "data": {}, "restored": {}, "snapshot": None}
         for path in prod_code["paths"]:
             mine = {k: v for k, v in local.items() if k.split("/")[0] == path}
             theirs = {k: v for k, v in remote.items() if k.split("/")[0] == path}
             report["code"][path] = code.parity(mine, theirs)
+        for app in project.mirror.apps:
+            rel = posixpath.normpath(f"{app.path}/{app.settings}")
+            diff = report["code"].get(rel.split("/")[0])
+            if diff and rel in diff["changed"] and _same_unlocalized(host, prod_code["root"], root, rel):
+                diff["changed"].remove(rel)
         snaps = backup_store.list_backups(project, project.mirror.snapshots)
-        if snaps:
-            snap = snaps[0]
-            report["snapshot"] = snap.name
-            for key, expected in snap.manifest.get("restored", {}).items():
-                db = project.env("local").database(key)
-                current = engine_for(db).fingerprint(run.hosts.for_db(db), db)
-                tables = sorted(t for t in set(current["tables"]) | set(expected["tables"])
-                                if current["tables"].get(t) != expected["tables"].get(t))
-                report["data"][key] = ("matches the snapshot" if current == expected else
-                                       f"differs from the snapshot in: {', '.join(tables) or 'sequences'}")
+        report["snapshot"] = snaps[0].name if snaps else None
+        for key, snap in _restored_last(snaps, project.env("local").databases).items():
+            db, expected = project.env("local").database(key), snap.manifest["restored"][key]
+            current = engine_for(db).fingerprint(run.hosts.for_db(db), db)
+            theirs = expected.get("tables") if isinstance(expected.get("tables"), dict) else {}
+            tables = sorted(t for t in set(current["tables"]) | set(theirs) if current["tables"].get(t) != theirs.get(t))
+            report["restored"][key] = snap.name
+            report["data"][key] = ("matches the snapshot" if current == expected else
+                                   f"differs from the snapshot in: {', '.join(tables) or 'sequences'}")
         return report
+
+
+def _same_unlocalized(host, remote_root, root, rel):
+    """Return True if local and production settings.py `rel` are the same text once the localize block is stripped."""
+    theirs = host.run(["cat", "--", posixpath.join(remote_root, rel)], check=False)
+    try:
+        mine = (root / rel).read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return theirs.code == 0 and django_settings.unlocalized(mine) == django_settings.unlocalized(theirs.stdout)
+
+
+def _restored_last(snaps, keys):
+    """Given snapshots and the local database keys, return {key: the snapshot restored into it last}
+    (manifests are untrusted input: a malformed record is passed over)."""
+    last = {}
+    for snap in snaps:
+        restored, when = snap.manifest.get("restored"), snap.manifest.get("restored_at")
+        for key, fingerprint in (restored.items() if isinstance(restored, dict) else ()):
+            at = when.get(key) if isinstance(when, dict) else None
+            at = at if isinstance(at, str) else snap.created  # recorded before restored_at existed
+            if key in keys and isinstance(fingerprint, dict) and (key not in last or at > last[key][0]):
+                last[key] = (at, snap)
+    return {key: snap for key, (at, snap) in last.items()}
