@@ -37,7 +37,7 @@ def localize_settings(c):
             "force": "skip confirmations (or set FORCE=true)", "dry_run": DRY})
 @one_line_errors
 def restore_db(c, db=None, snapshot=None, force=False, dry_run=False):
-    """Drop & create & restore local databases from a snapshot (atomic; local backed up first)."""
+    """Drop & create & restore local databases from a snapshot (atomic; local backed up first), then the superuser."""
     mirror.restore_db(project(c), split_keys(db), snapshot=snapshot, force=force, dry_run=dry_run, echo=echo(c))
 
 

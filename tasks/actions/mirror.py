@@ -234,14 +234,31 @@ def restore_db(project, keys=None, snapshot=None, force=False, dry_run=False, ec
         raise ProdmirrorError(f"snapshot {snap.name} holds no database that local also configures")
     dbs = [local_env.database(k) for k in chosen]
     project.check(*[db.path for db in dbs])
+    creds, sites, note = None, [], None
+    if any(app.database in (None, *chosen) for app in project.mirror.apps):
+        try:
+            creds = django_apps.superuser_credentials(project.variables)
+        except ConfigError:
+            note = ("note: restoring replaced the user table, so the local superuser is gone; set "
+                    f"{', '.join(django_apps.SUPERUSER_VARS)} in .env to have it recreated (or run mirror.create-superuser)")
+    if creds:
+        sites = [s for s in django_apps.bind(project, _local_root(project)) if s.db.key in chosen]
     steps = ["lock local", f"back up local: {', '.join(chosen)} (those that exist)",
-             *[f"{k}: restore into a new database, terminate sessions on {db.name}, swap it in" for k, db in zip(chosen, dbs)]]
+             *[f"{k}: restore into a new database, terminate sessions on {db.name}, swap it in" for k, db in zip(chosen, dbs)],
+             *[f"{s.app.name}: recreate the superuser {creds['DJANGO_SUPERUSER_USERNAME']} (restoring replaces "
+               f"the user table)" for s in sites]]
     with Run(project, "mirror.restore-db", ["local"], dry_run=dry_run, echo=echo, snapshot=snap.name,
              databases=chosen) as run:
         if not run.proceed(f"mirror.restore-db from {snap.name}", steps):
             return None
+        for site in sites:  # refused here, before the restore, it changes nothing
+            django_apps.check_database(site)
         restore_into(run, snap, "local", dbs, force=force)
-        _record_restored(project, run.hosts, snap, dbs)
+        for site in sites:
+            _superuser(site, creds)
+        if note:
+            say(note)
+        _record_restored(project, run.hosts, snap, dbs)  # after the superuser, as mirror.production
         return run.record
 
 

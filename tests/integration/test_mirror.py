@@ -351,11 +351,12 @@ def test_manage_py_is_refused_while_django_points_at_production(project, site, p
     users = table_digests(local, DB)
     refusal = (f"gamit: Django's default database is {DB} on 127.0.0.1:{prod.port}, not local's {DB} on "
                f"127.0.0.1:{local.port}; run mirror.localize-settings or fix mirror.django[0].env")
-    for task in (mirror.create_superuser, mirror.fix_migrations):
+    for task in (mirror.create_superuser, mirror.fix_migrations, mirror.restore_db):
         with pytest.raises(GuardError) as caught:
             task(project)
         assert str(caught.value) == refusal
-    assert table_digests(local, DB) == users
+    assert table_digests(local, DB) == users  # restore-db refused before restoring: nothing changed
+    assert audit.read(project.state_dir)[-1]["result"] == "refused"
     mirror.localize_settings(project)
     assert mirror.create_superuser(project) == {"gamit": "updated"}
 
@@ -470,6 +471,32 @@ def test_status_names_the_snapshot_restored_last_and_the_newest(project, cfg, tm
     res = inv(cli_project(tmp_path, cfg), "mirror.status")
     assert res.returncode == 0, res.stderr
     assert f"data gamit: matches the snapshot ({restored}, restored last; the newest is {newest})" in res.stdout
+
+
+def test_restore_db_recreates_the_local_superuser(project, local, capsys):
+    mirror.production(project)
+    capsys.readouterr()
+    mirror.restore_db(project)  # production's user table replaces local's
+    assert "gamit: superuser opsadmin created in local gamit" in capsys.readouterr().err
+    out = manage(project, "shell", "-c", "from django.contrib.auth import authenticate;"
+                 f"print(authenticate(username='opsadmin', password='{CREDS['DJANGO_SUPERUSER_PASSWORD']}') is not None)")
+    assert out.stdout.strip().splitlines()[-1] == "True"
+    assert mirror.status(project)["data"] == {"gamit": "matches the snapshot"}
+
+
+def test_restore_db_without_credentials_says_how_to_get_the_superuser_back(project, local, capsys):
+    mirror.production(project)
+    (project.root / ".env").write_text("")
+    project = config.load(
+        {"environments": {"production": {"databases": {}}, "local": {"databases": {"gamit": pg_db(local, DB)}}},
+         "mirror": {"snapshots": "snapshots", "django": [{"name": "gamit", "path": "gamit_app",
+                                                         "settings": "gamit_core/settings.py"}]}}, project.root)
+    capsys.readouterr()
+    mirror.restore_db(project)
+    assert ("note: restoring replaced the user table, so the local superuser is gone; set DJANGO_SUPERUSER_USERNAME, "
+            "DJANGO_SUPERUSER_EMAIL, DJANGO_SUPERUSER_PASSWORD in .env to have it recreated "
+            "(or run mirror.create-superuser)") in capsys.readouterr().err.splitlines()
+    assert local.psql("SELECT count(*) FROM auth_user", db=DB).strip() == "0"
 
 
 def test_the_mirror_inside_the_ops_repo_is_not_its_uncommitted_work(project):
