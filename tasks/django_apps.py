@@ -100,6 +100,10 @@ print(json.dumps({key: str(settings.get(key) or "") for key in ("ENGINE", "NAME"
 
 def check_database(site):
     """Ask Django (manage.py shell) which database `default` is; raise GuardError unless it is local's."""
+    script = site.root / site.app.path / "manage.py"
+    if not site.app.container and not script.is_file():  # (in a container, its own error says so)
+        raise ProdmirrorError(f"{site.app.name}: no {script}: run mirror.production or mirror.force-sync-code first "
+                              f"(or check {site.app.key}.path)")
     out = _run(site, "shell", "-c", DEFAULT_DATABASE).stdout.strip().splitlines()
     try:
         actual = json.loads(out[-1])

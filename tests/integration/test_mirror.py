@@ -528,3 +528,9 @@ def test_a_tar_failure_on_production_names_the_file(project, site):
     assert "tar: gamit_app/secret.txt: Cannot open: Permission denied" in str(caught.value)
     assert "previous errors" not in str(caught.value)
     assert not (project.root / "code" / "gamit_app").exists()
+
+
+def test_create_superuser_before_any_mirror_says_what_to_run(project, local):
+    with pytest.raises(ProdmirrorError, match=r"^gamit: no .*/code/gamit_app/manage.py: run mirror.production or "
+                                              r"mirror.force-sync-code first \(or check mirror.django\[0\].path\)$"):
+        mirror.create_superuser(project)
