@@ -16,9 +16,8 @@ from tasks import audit, backup_store, code, config
 from tasks.actions import mirror
 from tasks.errors import GuardError, ProdmirrorError
 from tasks.transfer import sha256_file
-from tasks.ui import Progress
 from tests import django_site
-from tests.conftest import cli_project, inv, pg_db, table_digests
+from tests.conftest import cli_project, during_transfer, inv, pg_db, table_digests
 
 DB = "db_gamit_mirror"
 CREDS = {"DJANGO_SUPERUSER_USERNAME": "opsadmin", "DJANGO_SUPERUSER_EMAIL": "ops@example.com",
@@ -246,23 +245,20 @@ def test_connection_lost_mid_mirror_leaves_no_complete_snapshot(project, site, s
         f.write(os.urandom(60_000_000))
     os.chmod(big, 0o644)
     before = [b.name for b in backup_store.list_backups(project, project.mirror.snapshots)]
-    real_advance, killed = Progress.advance, []
+    def drop_connection():  # production's tar of this site only: no other run's
+        tars = subprocess.run(["pgrep", "-u", str(sshd.uid), "-x", "tar"], capture_output=True, text=True).stdout.split()
+        pids = [pid for pid in tars if f"\0{site}\0" in open(f"/proc/{pid}/cmdline").read()]
+        for pid in pids:
+            os.kill(int(pid), 9)
+        return pids
 
-    def drop_connection(self, n):
-        real_advance(self, n)
-        if "production/code" in self.label and not killed:
-            pids = subprocess.run(["pgrep", "-u", str(sshd.uid), "-x", "tar"], capture_output=True, text=True).stdout.split()
-            for pid in pids:
-                os.kill(int(pid), 9)
-            killed.extend(pids)
-
-    mocker.patch.object(Progress, "advance", drop_connection)
+    killed = during_transfer(mocker, "production/code", drop_connection)
     try:
         with pytest.raises(ProdmirrorError, match="tar failed"):
             mirror.production(project)
     finally:
         os.remove(big)
-    assert killed
+    assert killed and killed[0]
     assert [b.name for b in backup_store.list_backups(project, project.mirror.snapshots)] == before
     assert not list(project.mirror.snapshots.glob(".partial-*"))
     assert not (project.root / "code" / "gamit_app").exists()
