@@ -118,7 +118,11 @@ def stream_into(source, restore, label, commit=True):
     error names the end that failed first: a sink that stopped reading is asked why before the
     source, whose own failure (killed by us, or a broken pipe) would only be a consequence.
     """
-    sink = restore.begin()
+    try:
+        sink = restore.begin()
+    except BaseException:
+        source.kill()  # started for nothing: never leave it running
+        raise
     try:
         with Progress(label) as progress:
             moved = pump(source, [sink], progress)
@@ -141,20 +145,23 @@ def stream_into(source, restore, label, commit=True):
     return moved
 
 
-def restore_all(jobs):
+def restore_all(jobs, before_commit=None):
     """Given [(start_source, restore, label)], stream every source into its restore and only once all
     have arrived make them live together; return [Moved]. `start_source()` starts that dump when its
     turn comes.
 
     Nothing is swapped in while any is still streaming: a failure or an interruption (even in the
-    last one) aborts every restore, and every target stays as it was. If a swap itself fails, the
-    ones already swapped are undone, newest first.
+    last one) aborts every restore, and every target stays as it was. `before_commit()`, if given,
+    runs once all have arrived (a last check: it raises to abort them all). If a swap itself fails,
+    the ones already swapped are undone, newest first.
     """
     arrived, moved = [], []
     try:
         for start_source, restore, label in jobs:
             moved.append(stream_into(start_source(), restore, label, commit=False))
             arrived.append(restore)
+        if before_commit:
+            before_commit()
     except BaseException:
         for restore in arrived:
             restore.abort()

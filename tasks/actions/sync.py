@@ -67,7 +67,8 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
                 made = item.jobs()
                 jobs += made
                 owners += [item] * len(made)
-        for item, moved in zip(owners, restore_all(jobs)):  # nothing is swapped in until all have arrived
+        recheck = lambda: [item.recheck() for item in work if item.moves]  # noqa: E731
+        for item, moved in zip(owners, restore_all(jobs, before_commit=recheck)):  # none swapped in until all arrived
             moved_bytes = run.record.setdefault("bytes", {})
             moved_bytes[item.a.key] = moved_bytes.get(item.a.key, 0) + moved.bytes
         for item in work:
@@ -88,6 +89,7 @@ class _Copy:
         check_containers(self.src_host, self.dst_host)
         self.facts = self.engine.preflight(self.src_host, a, self.dst_host, b)
         self.tables = None  # None: the whole database; else the labels of the tables pushed
+        self.checked = None  # the protected target's snapshot the whole-database guard passed
         self.moves = True
         if three_way and self.facts["target_exists"]:
             self._plan_three_way()
@@ -97,7 +99,7 @@ class _Copy:
     def _plan_whole(self):
         a, b, env = self.a, self.b, self.run.project.env(self.b.env)
         if env.protected and self.facts["target_exists"]:
-            now = self.engine.snapshot(self.dst_host, b)
+            now = self.checked = self.engine.snapshot(self.dst_host, b)
             overwritten = drift.guard(self.last, b.env, now, self.overwrite, a.key)
             if overwritten:
                 self.run.record.setdefault("overwritten", {})[a.key] = overwritten
@@ -154,6 +156,16 @@ class _Copy:
         else:
             self.steps.append(f"{a.key}: nothing changed locally since the last sync; {b.env} is left as it is")
 
+    def recheck(self):
+        """Once the new database has arrived, and just before it is swapped in: refuse if the protected
+        target changed since it was checked (a write during the transfer would otherwise be lost)."""
+        if self.tables is None and self.checked is not None:
+            now = self.engine.snapshot(self.dst_host, self.b)
+            found = drift.changes(self.checked, now)
+            if found:
+                raise GuardError(f"{self.a.key}: {self.b.env} changed while the new database was arriving: "
+                                 f"{drift.describe(found, self.checked, now)}; nothing was swapped in")
+
     def jobs(self):
         """Return this database's restore_all jobs (and note in the audit record what they move)."""
         if self.tables is None:
@@ -165,7 +177,8 @@ class _Copy:
         else:
             objs = [self.engine.resolve_object(self.src_host, self.a, name) for name in self.tables]
             jobs = self.engine.object_jobs(self.src_host, self.a, self.dst_host, self.b, objs,
-                                                     f"{self.a.key}: {len(objs)} table(s) {self.a.env} → {self.b.env}")
+                                           f"{self.a.key}: {len(objs)} table(s) {self.a.env} → {self.b.env}",
+                                           expect=self.target_now["tables"])
         self.run.record.setdefault("tables", {})[self.a.key] = self.tables or "all"
         return jobs
 
@@ -243,7 +256,8 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
                                           objects={b.key: obj}).name
         say(f"backup of {target}'s {label} taken: {rec['backup']}")
         try:
-            moved = restore_all(engine.object_jobs(src_host, a, dst_host, b, [obj], f"{label}: {source} → {target}"))
+            moved = restore_all(engine.object_jobs(src_host, a, dst_host, b, [obj], f"{label}: {source} → {target}",
+                                                   expect=now["tables"] if dst_env.protected else None))
         except CommandError as exc:
             raise ProdmirrorError(f"{target}: {engine.explain_object_failure(exc, label)}") from None
         rec["bytes"] = {a.key: sum(m.bytes for m in moved)}

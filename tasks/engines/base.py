@@ -100,9 +100,11 @@ class Engine(Protocol):
     def ObjectReplace(self, host, db, obj) -> Restore:  # noqa: N802
         """Return the Restore that replaces one object's data atomically."""
 
-    def object_jobs(self, src_host, src, dst_host, dst, objs, label) -> list:
+    def object_jobs(self, src_host, src, dst_host, dst, objs, label, expect=None) -> list:
         """Return the transfer.restore_all jobs [(start_source, restore, label)] that copy several objects
-        as one step: in one transaction where the engine has them, else each swapped with undo."""
+        as one step: in one transaction where the engine has them, else each swapped with undo.
+        `expect` ({label: snapshot entry}) is what the target held when checked: an engine that can
+        lock the objects refuses the copy if they no longer match."""
 
     def explain_object_failure(self, exc, label) -> str:
         """Given the CommandError of a failed ObjectReplace, return one line saying why."""

@@ -298,9 +298,10 @@ def snapshot(host, db, only=None):
     return {"tables": content, "schema": schema, "sequences": {}}
 
 
-def object_jobs(src_host, src, dst_host, dst, objs, label):
+def object_jobs(src_host, src, dst_host, dst, objs, label, expect=None):
     """Return one job per collection: each is swapped in with undo (transfer.restore_all), MongoDB having
-    no transaction that spans renames."""
+    no transaction that spans renames. (`expect` is not re-checked here: MongoDB cannot lock a
+    collection against writes for the time of a restore.)"""
     return [(lambda obj=obj: dump_object(src_host, src, obj), ObjectReplace(dst_host, dst, obj), obj) for obj in objs]
 
 

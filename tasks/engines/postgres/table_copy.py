@@ -10,6 +10,7 @@ import difflib
 import re
 
 from ...errors import ProdmirrorError, last_line
+from ...transfer import End
 from ..base import Restore
 from .client import client_env, connection_args, psql_argv, query, quote_ident, quote_literal
 from .database import _lock_hint
@@ -144,6 +145,9 @@ def dump_tables(host, db, objs):
     return proc
 
 
+READY = "prodmirror: ready to commit"
+
+
 class TablesReplace(Restore):
     """Replace the rows of some tables (each with its partitions and children) in a single transaction:
     the old rows stay until everything succeeded, and the target never shows half a copy.
@@ -152,40 +156,107 @@ class TablesReplace(Restore):
     PostgreSQL itself checks they still hold; if they do not, the whole transaction rolls back and the
     error names the constraint. The tables' own user triggers are suspended while the copied rows
     (which already carry what the triggers computed) go in. Every sequence the tables draw from is
-    then moved past the highest value copied, so the next insert cannot collide.
+    then moved past the highest value copied, so the next insert cannot collide; the dump's own
+    `setval` calls (which no rollback undoes) are held back until every check passed.
+
+    With `expect` ({label: [rows, hash]}, what the drift guard saw), the tables are locked first and
+    compared with it: a write that landed since the check refuses the copy, and is not overwritten.
+    The COMMIT waits for commit(), so that several of these (and whole-database swaps) are all
+    checked before any of them becomes visible.
     """
 
-    def __init__(self, host, db, objs):
+    def __init__(self, host, db, objs, expect=None):
         super().__init__(host, db)
         self.objs = [tuple(obj) for obj in objs]
+        self.expect = expect or {}
+        self.session = None
 
     def begin(self):
+        from .tables import SETTINGS, content_sql, label
+
         members = tree(self.host, self.db, self.objs)
         tables = _array(members)
         fks = query(self.host, self.db, REFERENCING_SQL.format(tables=tables))
         triggers = query(self.host, self.db, TRIGGERS_SQL.format(tables=tables))
         sequences = query(self.host, self.db, SEQUENCES_SQL.format(tables=tables))
-        prologue = ["BEGIN;", f"SET LOCAL lock_timeout = '{int(self.host.limits.lock_wait)}s';"]
+        names = ", ".join(qualified(s, t) for s, t in members)
+        prologue = ["BEGIN;", f"SET LOCAL lock_timeout = '{int(self.host.limits.lock_wait)}s';",
+                    f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE;"]
+        checks = [(label(s, t), s, t) for s, t in members if label(s, t) in self.expect]
+        if checks:  # under the same settings and with the same expression as tables.fingerprint
+            prologue.append(SETTINGS.replace("SET ", "SET LOCAL ").strip())
+            prologue += [f"DO $pm$ BEGIN IF (SELECT array[c::text, h::text] FROM (SELECT {content_sql(s, t)}) AS x(c, h)) "
+                         f"IS DISTINCT FROM array[{quote_literal(str(self.expect[name][0]))}, "
+                         f"{quote_literal(str(self.expect[name][1]))}] THEN RAISE EXCEPTION '%', "
+                         f"{quote_literal(f'prodmirror: {name} changed in {self.db.env} since it was checked; nothing was written')}; "
+                         "END IF; END $pm$;" for name, s, t in checks]
         prologue += [f"ALTER TABLE {rel} DROP CONSTRAINT {con};" for rel, con, _ in fks]
         prologue += [f"ALTER TABLE {rel} DISABLE TRIGGER {trigger};" for rel, trigger in triggers]
-        prologue.append(f"TRUNCATE {', '.join(qualified(s, t) for s, t in members)};")
+        prologue.append(f"TRUNCATE {names};")
         self.epilogue = [f"ALTER TABLE {rel} ENABLE TRIGGER {trigger};" for rel, trigger in triggers]
         self.epilogue += [f"ALTER TABLE {rel} ADD CONSTRAINT {con} {definition};" for rel, con, definition in fks]
-        self.epilogue += [f"SELECT pg_catalog.setval({quote_literal(seq)}, v, true) FROM (SELECT greatest("
+        self.sequences = [f"SELECT pg_catalog.setval({quote_literal(seq)}, v, true) FROM (SELECT greatest("
                           f"(SELECT last_value FROM {seq}), (SELECT max({col}) FROM {rel})) AS v) AS top WHERE v IS NOT NULL;"
                           for seq, rel, col in sequences]
-        self.epilogue.append("COMMIT;")
         argv = psql_argv(self.db, self.db.name) + ("-o", "/dev/null")
-        self.proc = self.host.stream(argv, env=client_env(self.db))
-        self.proc.write(("\n".join(prologue) + "\n").encode())
-        return self.proc
+        self.session = _Session(self.host.stream(argv, env=client_env(self.db)))
+        self.session.proc.write(("\n".join(prologue) + "\n").encode())
+        return self.session
 
     def finish(self):
-        """Called once the rows went in: re-enable, re-check foreign keys, move sequences, commit."""
-        self.proc.write(("\n" + "\n".join(self.epilogue) + "\n").encode())
+        """Called once the rows went in: re-enable, re-check foreign keys, then the held-back and the
+        moved-past sequence values; psql then says it is ready (the sink's check waits for that)."""
+        held = [line.decode() for line in self.session.held]
+        self.session.proc.write(("\n" + "\n".join(self.epilogue + held + self.sequences)
+                                 + f"\n\\echo {READY}\n").encode())
 
-    # commit(): psql committed as the last statement; its exit code (the sink's check) says whether.
-    # abort(): psql exits on the first error without COMMIT, so PostgreSQL rolls the transaction back.
+    def commit(self):
+        self.session.proc.write(b"COMMIT;\n")
+        self.session.proc.check()
+
+    def abort(self):
+        if self.session:
+            self.session.proc.kill()  # no COMMIT was sent: PostgreSQL rolls the transaction back
+
+
+class _Session(End):
+    """The psql session a TablesReplace feeds. The dump's lines pass through, except its `setval`
+    calls outside COPY data, which are held back; check() waits until psql has run everything but
+    the COMMIT (it echoes READY) and raises with psql's reason if it stopped before."""
+
+    def __init__(self, proc):
+        self.proc, self.held, self._rest, self._in_copy = proc, [], b"", False
+
+    def write(self, data):
+        lines = (self._rest + data).split(b"\n")
+        self._rest = lines.pop()
+        out = []
+        for line in lines:
+            if self._in_copy:
+                self._in_copy = line != b"\\."
+            elif line.startswith(b"COPY ") and line.endswith(b" FROM stdin;"):
+                self._in_copy = True
+            elif line.startswith(b"SELECT pg_catalog.setval("):
+                self.held.append(line)
+                continue
+            out.append(line)
+        if out:
+            self.proc.write(b"\n".join(out) + b"\n")
+
+    def check(self):
+        if self._rest:
+            self.proc.write(self._rest)
+            self._rest = b""
+        seen = b""
+        for chunk in iter(self.proc.read, b""):
+            seen = (seen + chunk)[-4096:]
+            if READY.encode() in seen:
+                return
+        self.proc.check()  # psql ended before READY: its exit code and stderr say why
+        raise ProdmirrorError(f"{self.proc.where}: psql ended before the copy was complete")
+
+    def kill(self):
+        self.proc.kill()
 
 
 def explain_table_failure(exc, name):
@@ -220,7 +291,7 @@ def ObjectReplace(host, db, obj):  # noqa: N802 - a factory standing where engin
     return TablesReplace(host, db, [obj])
 
 
-def object_jobs(src_host, src, dst_host, dst, objs, label):
+def object_jobs(src_host, src, dst_host, dst, objs, label, expect=None):
     """Return the transfer.restore_all jobs that copy these tables: one, so that they all land in one
-    transaction and the target never shows half of them."""
-    return [(lambda: dump_tables(src_host, src, objs), TablesReplace(dst_host, dst, objs), label)]
+    transaction and the target never shows half of them (`expect`: see TablesReplace)."""
+    return [(lambda: dump_tables(src_host, src, objs), TablesReplace(dst_host, dst, objs, expect), label)]

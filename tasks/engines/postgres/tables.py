@@ -17,9 +17,12 @@ def label(schema, table):
 def _shown(name):
     return name if PLAIN.match(name) else quote_ident(name)
 
+
+# Every table's own rows, partitions included (each counts once: FROM ONLY), so that a change to any
+# of them is seen on its own, and a partition pushed alone is guarded alone.
 TABLES_SQL = """
 SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+WHERE c.relkind IN ('r', 'p')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 1, 2
@@ -29,7 +32,7 @@ SEQUENCES_SQL = "SELECT schemaname, sequencename, coalesce(last_value::text, '')
 
 
 def tables(host, db):
-    """Return [(schema, table)] of the user tables in the database."""
+    """Return [(schema, table)] of the user tables in the database, partitions included."""
     return [tuple(row) for row in query(host, db, TABLES_SQL)]
 
 
@@ -37,24 +40,33 @@ def fingerprint(host, db, only=None):
     """Return {'tables': {label: [rows, hash]}, 'sequences': {label: value}} for the database (with
     `only`, a set of labels, for those tables alone).
 
-    The hash is an order-independent sum of 64-bit hashes of each row's text (hashtextextended: the
-    same on every server of any architecture, and twice as fast as md5): equal data gives equal hashes,
-    and the database never has to sort or hold the rows.
+    The hash is an order-independent sum of 64-bit hashes of each row's text (hashtextextended, twice
+    as fast as md5), computed under fixed output settings (SETTINGS) so that two servers set up
+    differently (time zone, date style) give equal hashes for equal data; the database never has to
+    sort or hold the rows.
     """
     names = [(s, t) for s, t in tables(host, db) if only is None or label(s, t) in only]
     result = {"tables": {}, "sequences": {}}
     if names:
-        parts = [
-            f"SELECT {quote_literal(label(s, t))}, count(*), "
-            "coalesce(sum(hashtextextended(_pm_row::text, 0)), 0) "
-            f"FROM {quote_ident(s)}.{quote_ident(t)} AS _pm_row"
-            for s, t in names
-        ]
-        for name, rows, digest in query(host, db, "\nUNION ALL\n".join(parts)):
+        parts = [f"SELECT {quote_literal(label(s, t))}, {content_sql(s, t)}" for s, t in names]
+        for name, rows, digest in query(host, db, SETTINGS + "\nUNION ALL\n".join(parts)):
             result["tables"][name] = [int(rows), digest]
     for schema, seq, value in query(host, db, SEQUENCES_SQL):
         result["sequences"][label(schema, seq)] = value
     return result
+
+
+# Row text depends on these session settings: fixed, it is the same on every server.
+SETTINGS = ("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
+            "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET search_path = '';\n")
+
+
+def content_sql(schema, table):
+    """Return the select list that gives a table's own rows and content hash (under SETTINGS)."""
+    from .table_copy import qualified
+
+    return (f"count(*), coalesce(sum(hashtextextended(_pm_row::text, 0)), 0) "
+            f"FROM ONLY {qualified(schema, table)} AS _pm_row")
 
 
 # One signature per table (a partitioned table's covers its partitions): columns with their types,
@@ -85,12 +97,19 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
 ORDER BY 1, 2
 """
-# Which table a sequence belongs to (serial, identity: OWNED BY), so a move of it is that table's change.
+# Which table a sequence belongs to (serial, identity: OWNED BY; else the table whose DEFAULT names it),
+# so that a move of it is that table's change.
 SEQUENCE_OWNERS_SQL = """
-SELECT sn.nspname, s.relname, tn.nspname, t.relname FROM pg_depend d
-JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' JOIN pg_namespace sn ON sn.oid = s.relnamespace
-JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
-WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+SELECT DISTINCT ON (seq) sn.nspname, s.relname, tn.nspname, t.relname FROM (
+  SELECT d.objid AS seq, d.refobjid AS tbl, 0 AS rank FROM pg_depend d
+  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+  UNION ALL
+  SELECT d.refobjid, ad.adrelid, 1 FROM pg_depend d JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass
+    AND d.objid = ad.oid WHERE d.refclassid = 'pg_class'::regclass
+) used
+JOIN pg_class s ON s.oid = used.seq AND s.relkind = 'S' JOIN pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_class t ON t.oid = used.tbl JOIN pg_namespace tn ON tn.oid = t.relnamespace
+ORDER BY seq, rank, tn.nspname, t.relname
 """
 
 
@@ -100,7 +119,8 @@ def snapshot(host, db, only=None):
     (with `only`, a set of labels, the tables' parts for those tables alone; sequences always all)."""
     content = fingerprint(host, db, only)
     owners = {label(s, q): label(ts, t) for s, q, ts, t in query(host, db, SEQUENCE_OWNERS_SQL)}
-    schema = {label(s, t): sig for s, t, sig in query(host, db, SCHEMA_SQL) if only is None or label(s, t) in only}
+    schema = {label(s, t): sig for s, t, sig in query(host, db, SETTINGS + SCHEMA_SQL)
+              if only is None or label(s, t) in only}
     return {"tables": content["tables"], "schema": schema,
             "sequences": {name: [value, owners.get(name)] for name, value in content["sequences"].items()}}
 
