@@ -20,7 +20,8 @@ class Restore:
     commit() makes the data live (e.g. the swap), keeping what it replaced aside until cleanup();
     undo() puts that back after a commit; abort() leaves the target as it was; cleanup() drops what
     commit() kept aside. abort(), undo() and cleanup() never raise.
-    `portable` drops the source's owners and grants (they may not exist on the target);
+    `portable` drops the source's owners and grants (they may not exist on the target) and what
+    carries the source's credentials (Postgres: user mappings' options);
     `keep_privileges` re-applies the target's own owners and grants after the swap (a push).
     Engines without owners or grants accept both and have nothing to do for them.
     """

@@ -6,6 +6,7 @@ import time
 
 from ...errors import CommandError, ProdmirrorError
 from ..base import Restore
+from .archive import TocRewrite, without_credentials
 from .client import (MAINTENANCE_DB, _major, client_env, connection_args, execute, exists, query, quote_ident,
                      quote_literal, tool_version)
 
@@ -101,9 +102,11 @@ def _side_name(name, suffix):
 class AtomicRestore(Restore):
     """Restore into a temporary database, then swap it in for the real one in one transaction.
 
-    begin() returns the pg_restore Proc to feed; commit() swaps (terminating sessions on the old
-    database, as `DROP DATABASE … WITH (FORCE)` does); abort() drops the temporary database. Until
-    commit() the target database is untouched, so a failed or interrupted restore loses nothing.
+    begin() returns the pg_restore Proc to feed (a portable restore's through TocRewrite, which
+    leaves user mappings' options out on the way: no credentials of the source land here); commit()
+    swaps (terminating sessions on the old database, as `DROP DATABASE … WITH (FORCE)` does); abort()
+    drops the temporary database. Until commit() the target database is untouched, so a failed or
+    interrupted restore loses nothing.
     With `keep_privileges`, the target's owner and grant statements are read before the restore and
     re-applied after the swap, for every object that still exists.
     """
@@ -122,7 +125,8 @@ class AtomicRestore(Restore):
         execute(self.host, self.db, f"DROP DATABASE IF EXISTS {tmp} WITH (FORCE);\n"
                                     f"DROP DATABASE IF EXISTS {old} WITH (FORCE);\n"
                                     f"CREATE DATABASE {tmp} TEMPLATE template0 OWNER {owner};\n")
-        return self.host.stream(restore_argv(self.db, self.tmp, self.portable), env=client_env(self.db))
+        sink = self.host.stream(restore_argv(self.db, self.tmp, self.portable), env=client_env(self.db))
+        return TocRewrite(sink, without_credentials) if self.portable else sink
 
     def commit(self):
         """Swap in one round trip: end the sessions this role may end, and rename the live database
