@@ -22,7 +22,8 @@ class Restore:
     commit() kept aside. abort(), undo() and cleanup() never raise.
     `portable` drops the source's owners and grants (they may not exist on the target) and what
     carries the source's credentials (Postgres: user mappings' options);
-    `keep_privileges` re-applies the target's own owners and grants after the swap (a push).
+    `keep_privileges` re-applies the target's own owners and grants after the swap (a push), and
+    whatever else of the target's own the restore replaced (Postgres: the database's properties).
     Engines without owners or grants accept both and have nothing to do for them.
     """
 

@@ -1,9 +1,10 @@
 """A custom-format archive's table of contents read and rewritten as it streams (engines/postgres/archive.py),
-on archives built here byte by byte."""
+and what a push keeps built from it (privileges.py), on archives built here byte by byte."""
 
 import pytest
 
 from tasks.engines.postgres import archive
+from tasks.engines.postgres.privileges import kept_statements, owner_statement
 from tasks.errors import ProdmirrorError
 
 SECRET = "s3cret-of-production"
@@ -91,3 +92,30 @@ def test_a_user_mapping_of_unexpected_form_is_refused_without_showing_its_option
     with pytest.raises(ProdmirrorError) as caught:
         rewrite(build([odd]), 1 << 20)
     assert "USER MAPPING app SERVER lab" in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_owner_statements_follow_pg_restore():
+    def entry(desc, tag, drop="DROP x;\n", owner="app_owner", namespace=None):
+        return archive.Entry(1, tag, desc, "", drop, namespace, owner)
+
+    assert owner_statement(entry("TABLE", "Order Items", namespace="sales")) == \
+        'ALTER TABLE "sales"."Order Items" OWNER TO "app_owner";'
+    assert owner_statement(entry("FUNCTION", "total(bigint)", drop="DROP FUNCTION sales.total(bigint);\n")) == \
+        'ALTER FUNCTION sales.total(bigint) OWNER TO "app_owner";'
+    assert owner_statement(entry("DATABASE", "shop")) == 'ALTER DATABASE "shop" OWNER TO "app_owner";'
+    assert owner_statement(entry("INDEX", "users_pkey")) is None  # indexes belong to their table
+    assert owner_statement(entry("SCHEMA", "public", drop="")) is None  # no DROP: not separately owned
+
+
+def test_kept_statements_put_owners_first_and_grants_last_and_keep_mapping_options():
+    entries = [archive.Entry(1, "x", "ACL", "GRANT SELECT ON TABLE public.users TO reader;\n", "", "public", "o"),
+               archive.Entry(2, "users", "TABLE", "CREATE TABLE …", "DROP TABLE public.users;\n", "public", "o"),
+               archive.Entry(3, "DATABASE shop", "COMMENT", "COMMENT ON DATABASE shop IS 'x';\n", "", None, "o"),
+               archive.Entry(4, "shop", "DATABASE PROPERTIES", "ALTER DATABASE shop SET work_mem TO '8MB';\n", "", None,
+                             "o"),
+               archive.Entry(5, MAPPING[1], "USER MAPPING", MAPPING[2], MAPPING[3], None, ""),
+               archive.Entry(6, "COLUMN users.id", "COMMENT", "COMMENT ON COLUMN …", "", "public", "o")]
+    assert kept_statements(entries) == [
+        'ALTER TABLE "public"."users" OWNER TO "o";', "COMMENT ON DATABASE shop IS 'x';\n",
+        "ALTER DATABASE shop SET work_mem TO '8MB';\n", "DROP USER MAPPING IF EXISTS FOR app SERVER lab;\n", MAPPING[2],
+        "GRANT SELECT ON TABLE public.users TO reader;\n"]
