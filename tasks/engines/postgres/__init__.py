@@ -3,8 +3,8 @@
 This package satisfies the engine contract (engines/base.py) with the names below; its modules hold
 the parts: client.py (quoting, psql), database.py (whole-database dump, atomic restore), archive.py
 (a custom-format archive's table of contents, read and rewritten as it streams), privileges.py (what
-a push keeps of the target's own), tables.py (tables, fingerprints, one-table replace), clone.py
-(same-server clones for hotfix.*).
+a push keeps of the target's own), needs.py (roles and extensions a restore needs on the target),
+tables.py (tables, fingerprints, one-table replace), clone.py (same-server clones for hotfix.*).
 """
 
 from .client import (MAINTENANCE_DB, SEP, client_env, connection_args, execute, exists, psql_argv,  # noqa: F401

@@ -1,10 +1,12 @@
 """A whole database: pg_dump, and the atomic restore into a temporary database swapped in for the live
-one (what a push keeps of the target's own is privileges.py)."""
+one (what a push keeps of the target's own is privileges.py; what a restore needs on the target
+besides the data is needs.py)."""
 
 import time
 
 from ...errors import CommandError, ProdmirrorError
 from ..base import Restore
+from . import needs
 from .archive import TocRewrite, without_credentials
 from .client import (MAINTENANCE_DB, _major, client_env, connection_args, execute, exists, query, quote_ident,
                      quote_literal, tool_version)
@@ -65,7 +67,8 @@ def preflight(src_host, src, dst_host, dst):
     """Check both servers answer and the tools can read each other; return facts for the plan.
 
     Raise ProdmirrorError (one line) when pg_dump is older than the source server or pg_restore older
-    than pg_dump: the two mismatches that otherwise fail half way.
+    than pg_dump, or when the target lacks roles or extensions the source's schema needs (needs.py):
+    the mismatches that otherwise fail half way.
     """
     dump_v, restore_v = tool_version(src_host, "pg_dump"), tool_version(dst_host, "pg_restore")
     server, src_exists, _ = server_facts(src_host, src)
@@ -80,6 +83,7 @@ def preflight(src_host, src, dst_host, dst):
     _, dst_exists, stuck = server_facts(dst_host, dst)
     if stuck:  # found before any data moves: the swap at the end could not take the database
         raise _stuck_sessions(dst_host, dst, stuck)
+    needs.ensure(src_host, src, dst_host, dst)  # last: it may create roles, once nothing else refuses
     return {"server": server, "pg_dump": dump_v, "pg_restore": restore_v, "target_exists": dst_exists}
 
 
