@@ -77,6 +77,10 @@ class Engine(Protocol):
     def fingerprint(self, host, db) -> dict:
         """Return {'tables': {name: [rows, hash]}, 'sequences': {name: value}} for status and parity."""
 
+    def schema(self, host, db) -> dict:
+        """Return {object: {'kind name': definition}}: what defines each table/collection (columns, indexes,
+        constraints, triggers, policies… no owners, no grants), for status to compare besides the rows."""
+
     def counters(self, host, db) -> dict:
         """Return {name: [change signal, rows]}: what the drift guard compares between syncs."""
 
