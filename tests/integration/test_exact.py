@@ -184,3 +184,16 @@ def test_status_of_pulled_samples_finds_no_schema_difference(prod, local, sshd, 
                     "DEFAULT 'eu'::text)" if module is shop else
                     "clinic.patients: policy nurses_only_adults only in production")
         assert sync.status(pm)[0]["schema"] == [expected]
+
+
+def test_restore_production_from_its_backup_keeps_its_database_properties(prod, local, sshd, sample, project_for):
+    name = sample(shop)
+    kept = compare.privileges(prod, name)
+    pm = project(project_for, prod, local, sshd, name)
+    taken = backup.backup(pm, "production")
+    prod.psql("DELETE FROM sales.payments", db=name)
+
+    backup.restore_backup(pm, taken.name, "production", force=True, task="db.backup.restore-production")
+
+    assert prod.psql("SELECT count(*) FROM sales.payments", db=name).strip() != "0"
+    compare.assert_equal(kept, compare.privileges(prod, name), names=("before", "after"))

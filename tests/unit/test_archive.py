@@ -119,3 +119,13 @@ def test_kept_statements_put_owners_first_and_grants_last_and_keep_mapping_optio
         'ALTER TABLE "public"."users" OWNER TO "o";', "COMMENT ON DATABASE shop IS 'x';\n",
         "ALTER DATABASE shop SET work_mem TO '8MB';\n", "DROP USER MAPPING IF EXISTS FOR app SERVER lab;\n", MAPPING[2],
         "GRANT SELECT ON TABLE public.users TO reader;\n"]
+
+
+def test_database_only_keeps_what_is_about_the_database_itself():
+    entries = [archive.Entry(1, "shop", "DATABASE", "CREATE DATABASE shop …", "DROP DATABASE shop;\n", None, "o"),
+               archive.Entry(2, "DATABASE shop", "ACL", "REVOKE CONNECT ON DATABASE shop FROM PUBLIC;\n", "", None, "o"),
+               archive.Entry(3, "users", "TABLE", "CREATE TABLE …", "DROP TABLE public.users;\n", "public", "o"),
+               archive.Entry(4, "TABLE users", "ACL", "GRANT SELECT ON TABLE public.users TO r;\n", "", "public", "o"),
+               archive.Entry(5, MAPPING[1], "USER MAPPING", MAPPING[2], MAPPING[3], None, "")]
+    assert kept_statements(entries, database_only=True) == [
+        'ALTER DATABASE "shop" OWNER TO "o";', "REVOKE CONNECT ON DATABASE shop FROM PUBLIC;\n"]

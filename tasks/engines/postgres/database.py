@@ -114,7 +114,9 @@ class AtomicRestore(Restore):
     drops the temporary database. Until commit() the target database is untouched, so a failed or
     interrupted restore loses nothing. With `keep_privileges`, what the target has of its own
     (privileges.py: owners, grants, database properties, user mappings, large objects' owners) is
-    read before the restore and re-applied after the swap, for every object that still exists.
+    read before the restore and re-applied after the swap, for every object that still exists; a
+    restore that is not portable (a backup of the same environment, owners and grants included)
+    keeps the target's database properties that way.
     """
 
     def __init__(self, host, db, *, portable=True, keep_privileges=False):
@@ -124,8 +126,9 @@ class AtomicRestore(Restore):
         self.kept = []
 
     def begin(self):
-        if self.keep_privileges and exists(self.host, self.db):
-            self.kept = privileges(self.host, self.db, dump_argv(self.db, self.host.limits.lock_wait, schema_only=True))
+        if (self.keep_privileges or not self.portable) and exists(self.host, self.db):
+            self.kept = privileges(self.host, self.db, dump_argv(self.db, self.host.limits.lock_wait, schema_only=True),
+                                   database_only=not self.keep_privileges)
         tmp, old, owner = quote_ident(self.tmp), quote_ident(self.old), quote_ident(self.db.user)
         # Leftovers of a run that was killed: the lock guarantees no other run owns them.
         execute(self.host, self.db, f"DROP DATABASE IF EXISTS {tmp} WITH (FORCE);\n"
@@ -186,7 +189,8 @@ class AtomicRestore(Restore):
             say(f"warning: {self.db.key}: the previous database is left as {self.old} ({exc}); drop it when convenient")
         if self.kept:
             failed = apply_privileges(self.host, self.db, self.kept)
-            say(f"{self.db.key}: re-applied {self.db.env}'s own owners, grants, database settings and user mappings"
+            what = "owners, grants, database settings and user mappings" if self.keep_privileges else "database settings"
+            say(f"{self.db.key}: re-applied {self.db.env}'s own {what}"
                 + (f" ({failed} statements failed, e.g. for objects the push removed)" if failed else ""))
 
     def abort(self):

@@ -51,11 +51,20 @@ def owner_statement(entry):
     return f"ALTER {what} OWNER TO {quote_ident(entry.owner)};"
 
 
-def kept_statements(entries):
+def on_database(entry):
+    """Given a TOC entry, return whether it is about the database itself (its owner, properties, comment, grants)."""
+    return entry.desc in ("DATABASE", "DATABASE PROPERTIES") or (entry.desc in ("COMMENT", "ACL")
+                                                                 and entry.tag.startswith("DATABASE "))
+
+
+def kept_statements(entries, database_only=False):
     """Given the TOC entries of a schema-only dump, return what a push re-applies, in pg_restore's order:
-    owners, the database's comment and settings, user mappings (with their options), then grants."""
+    owners, the database's comment and settings, user mappings (with their options), then grants.
+    With `database_only`, only what is about the database itself."""
     owners, database, mappings, grants = [], [], [], []
     for entry in entries:
+        if database_only and not on_database(entry):
+            continue
         if statement := owner_statement(entry):
             owners.append(statement)
         if entry.desc in ("ACL", "DEFAULT ACL"):
@@ -67,10 +76,14 @@ def kept_statements(entries):
     return owners + database + mappings + grants
 
 
-def privileges(host, db, dump_argv):
+def privileges(host, db, dump_argv, database_only=False):
     """Return the statements (module docstring) that give database `db` on `host` back what a portable
-    restore leaves out, read from it now; `dump_argv` is the schema-only pg_dump to run."""
+    restore leaves out, read from it now; `dump_argv` is the schema-only pg_dump to run. With
+    `database_only`, only the database's own properties: what even a restore that keeps owners and
+    grants (a backup of the same environment) leaves out, since the database itself is new."""
     _, entries = archive.read_toc(host.run_bytes(dump_argv, env=client_env(db)))
+    if database_only:
+        return kept_statements(entries, database_only=True)
     objects = [statement for _, _, statement in query(host, db, LARGE_OBJECTS_SQL)]
     return kept_statements(entries) + objects
 
