@@ -62,7 +62,7 @@ def main():
                 raw.append(timed(raw_argv))
                 drop()
                 os.sync()  # both start with the previous run's writes on disk
-                seconds, peak = run_task(repo, "hotfix.create", "--strategy", strategy)
+                seconds, peak = run_task(repo, "hotfix.create", "--strategy", strategy, "--force")
                 ours.append(seconds)
                 peaks.append(peak)
                 print(f"{strategy} run {i + 1}: raw {raw[-1]:.2f} s · prodmirror {ours[-1]:.2f} s", flush=True)

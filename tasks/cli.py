@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import invoke
 from invoke import Exit
 
 from .config import load
@@ -55,6 +56,12 @@ def quiet_broken_pipe():
 def _exit(line, code=2):
     print(f"prodmirror: {line}", file=sys.stderr)
     sys.exit(code)
+
+
+def task(*args, **kwargs):
+    """invoke's @task without automatic short flags. Those would take letters invoke itself uses (-e echo,
+    -d debug, -f config, -r search root…), and a destructive option must be typed in full."""
+    return invoke.task(*args, auto_shortflags=False, **kwargs)
 
 
 def project(c):

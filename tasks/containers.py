@@ -7,23 +7,28 @@ project's known_hosts apply and nothing else needs setting up.
 """
 
 import os
+import re
 import socket
 import tempfile
 import threading
 import time
 from urllib.parse import quote
 
-from .errors import HostError, ProdmirrorError
+from .errors import HostError, ProdmirrorError, last_line
 from .hosts import LocalHost
 
 LABEL = "prodmirror.hotfix"
 
 
 class DialStdioRelay:
-    """Serve a unix socket; relay every connection to `docker system dial-stdio` on an SSH host."""
+    """Serve a unix socket; relay every connection to `docker system dial-stdio` on an SSH host.
+
+    When that command fails at once (the SSH user may not use the daemon's socket, docker is missing),
+    the connection is hung up and `failure` keeps the line of its stderr that says why.
+    """
 
     def __init__(self, host):
-        self.host = host
+        self.host, self.failure = host, None
         self.dir = tempfile.mkdtemp(prefix="prodmirror-docker-")
         self.path = os.path.join(self.dir, "docker.sock")
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -40,7 +45,12 @@ class DialStdioRelay:
             threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
 
     def _relay(self, conn):
-        proc = self.host.stream(["docker", "system", "dial-stdio"])
+        try:
+            proc = self.host.stream(["docker", "system", "dial-stdio"])
+        except HostError as exc:  # the SSH session is gone
+            self.failure = str(exc)
+            _hang_up(conn)
+            return
 
         def upstream():
             try:
@@ -56,9 +66,12 @@ class DialStdioRelay:
             for data in iter(proc.read, b""):
                 conn.sendall(data)
         except OSError:
-            pass
+            pass  # the client went away
+        else:  # dial-stdio ended; non-zero means it never reached the daemon
+            if proc.wait() != 0:
+                self.failure = last_line(proc.stderr) or "docker system dial-stdio failed"
         finally:
-            conn.close()
+            _hang_up(conn)
             proc.kill()
 
     def close(self):
@@ -70,8 +83,21 @@ class DialStdioRelay:
             pass
 
 
+def _hang_up(conn):
+    """Close a relayed connection so that the client, and the thread reading it here, see its end now
+    (close() alone wakes neither while that thread waits in recv)."""
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    conn.close()
+
+
 class Docker:
-    """A docker-py client for the daemon of `host` (this machine's, or an SSH host's); close() when done."""
+    """A docker-py client for the daemon of `host` (this machine's, or an SSH host's); close() when done.
+
+    Raise HostError in one line if the daemon cannot be reached, saying why when the host said it.
+    """
 
     def __init__(self, host):
         import docker
@@ -85,7 +111,10 @@ class Docker:
                 self.client = docker.DockerClient(base_url=f"unix://{self.relay.path}", timeout=60)
             self.client.ping()
         except docker.errors.DockerException as exc:
+            failure = self.relay and self.relay.failure
             self.close()
+            if failure:
+                raise HostError(f"{host.label}: cannot reach the Docker daemon there: {_explain(host, failure)}") from None
             raise HostError(f"{host.label}: the Docker daemon does not answer ({_short(exc)})") from None
 
     def close(self):
@@ -99,8 +128,36 @@ def _short(exc):
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
+def _explain(host, failure):
+    """Given the line dial-stdio failed with, return the docker CLI's own words for it ("permission denied while
+    trying to connect to the Docker daemon socket at …", "Cannot connect to the Docker daemon …"), which
+    `docker version` says where dial-stdio only says "failed to open the raw stream connection"."""
+    res = host.run(["docker", "version", "--format", "{{.Server.Version}}"], check=False)
+    line = re.sub(r': (Get|Head|Post) "[^"]*"', "", last_line(res.stderr)) if res.code else failure
+    if line.startswith("permission denied while trying to connect to the Docker daemon socket"):
+        line = line.split(": dial unix ")[0] + " (is the SSH user in the docker group there?)"
+    return line
+
+
+def check_image(docker_client, image, where):
+    """Raise ProdmirrorError in one line unless `image` is on the daemon's host. prodmirror never pulls: the
+    host need not reach a registry, and a pull would be a slow, long error instead of this line."""
+    import docker
+
+    try:
+        docker_client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise ProdmirrorError(f"{where}: {_not_there(image)}") from None
+    except docker.errors.APIError as exc:
+        raise ProdmirrorError(f"{where}: image {image}: {_short(exc)}") from None
+
+
+def _not_there(image):
+    return f"image {image} is not on that Docker host (docker pull {image} or docker load there)"
+
+
 def postgrest_spec(cfg, database, name, created, ttl):
-    """Given the Postgrest config (hotfix.postgrest) and the bugfix database, return (kwargs for containers.run, secrets).
+    """Given the Postgrest config (hotfix.postgrest) and the bugfix database, return (kwargs for containers.create, secrets).
 
     The secrets are returned separately so that what is printed (the plan, errors) can mask them.
     """
@@ -142,9 +199,10 @@ def start(docker_client, kwargs, secrets, wait=30):
     except docker.errors.NotFound:
         pass
     try:
-        box = docker_client.containers.run(**kwargs)
+        box = docker_client.containers.create(**kwargs)  # not run(): on a missing image it would pull
+        box.start()
     except docker.errors.ImageNotFound:
-        raise ProdmirrorError(f"image {kwargs['image']} is not on that Docker host (pull or load it there)") from None
+        raise ProdmirrorError(_not_there(kwargs["image"])) from None
     except docker.errors.APIError as exc:
         raise ProdmirrorError(f"cannot start {kwargs['name']}: {mask(_short(exc), secrets)}") from None
     deadline = time.monotonic() + wait
@@ -176,6 +234,17 @@ def remove(docker_client, name):
     except docker.errors.NotFound:
         pass
     return True
+
+
+def serves(docker_client, name):
+    """Return the bugfix database container `name` serves (its prodmirror.hotfix label; '' when prodmirror did
+    not start it), or None if there is no such container."""
+    import docker
+
+    try:
+        return docker_client.containers.get(name).labels.get(LABEL, "")
+    except docker.errors.NotFound:
+        return None
 
 
 def state(docker_client, name):

@@ -1,57 +1,135 @@
-"""Django apps of the mirror: localize settings.py, run manage.py (on this machine or in a local
-container), create/update the superuser, detect and repair an inconsistent migration history."""
+"""Django apps of the mirror: run manage.py (on this machine or in a local container) against the
+local database only, and create/update the superuser.
+
+Every manage.py prodmirror runs goes through `manage()`. A mirrored settings.py (or its .env) still
+points at production, and what settings.py computes at run time is beyond prodmirror's reach, so
+`manage()` hands Django the local database in PRODMIRROR_DB_* (read by the localize block of
+django_settings.py; the password travels only there) and first asks Django which database `default`
+really is: unless it is local's, nothing runs.
+"""
 
 import json
-import re
+from dataclasses import dataclass
+from pathlib import Path
 
-from .errors import ConfigError, ProdmirrorError
+from .config.model import Database, DjangoApp
+from .errors import ConfigError, GuardError, ProdmirrorError
 from .hosts import ContainerHost, LocalHost
 
-BEGIN = "# >>> prodmirror localize: managed block, rewritten by `inv mirror.localize-settings` >>>"
-END = "# <<< prodmirror localize <<<"
-BLOCK = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S)
 SUPERUSER_VARS = ("DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_EMAIL", "DJANGO_SUPERUSER_PASSWORD")
+THIS_MACHINE = {"", "localhost", "127.0.0.1", "::1"}  # libpq: '' is the local socket of the same server
 
 
-def render_block(values):
-    """Given {SETTING: value}, return the managed block (Python literals, sorted for a stable file)."""
-    lines = [BEGIN] + [f"{key} = {value!r}" for key, value in sorted(values.items())] + [END]
-    return "\n".join(lines) + "\n"
+@dataclass(frozen=True)
+class Site:
+    """One app of mirror.django with where it runs: the local code root and the local database its manage.py uses."""
+
+    app: DjangoApp
+    root: Path
+    db: Database
 
 
-def localize(settings_path, values):
-    """Write the managed block at the end of settings.py (replacing an earlier one). Return True if the file changed."""
-    try:
-        text = settings_path.read_text()
-    except FileNotFoundError:
-        raise ProdmirrorError(f"{settings_path}: no such settings file (check mirror.django[].settings)") from None
-    block = render_block(values)
-    body = BLOCK.sub("", text).rstrip("\n")
-    new = f"{body}\n\n{block}" if body else block
-    if new == text:
-        return False
-    settings_path.write_text(new)
-    return True
+def bind(project, root, apps=None):
+    """Given the project, the local code root and some apps (default: all of mirror.django), return a
+    Site each. Raise ConfigError if no app is configured or an app's local database is undecided."""
+    if not project.mirror.apps:
+        raise ConfigError("mirror.django: no Django app is configured")
+    sites = []
+    for app in project.mirror.apps if apps is None else apps:
+        if app.database is None:
+            local = project.environments.get("local")
+            postgres = sorted(k for k, db in (local.databases if local else {}).items() if db.engine == "postgres")
+            found = f"several postgres databases ({', '.join(postgres)})" if postgres else "no postgres database"
+            raise ConfigError(f"{app.key}.database: required: environments.local has {found}; "
+                              f"name the one {app.name}'s manage.py must use")
+        db = project.env("local").database(app.database)
+        project.check(db.path)
+        sites.append(Site(app, Path(root), db))
+    return sites
+
+
+def connection(site):
+    """Given a Site, return the {NAME, HOST, PORT, USER} Django must use: the local database's (an app
+    in a container reaches a database container without `host:` by the container's name)."""
+    db = site.db
+    host = db.host or (db.container if site.app.container and db.container else "")
+    return {"NAME": db.name, "HOST": host, "PORT": str(db.port or 5432), "USER": db.user}
+
+
+def _env(site, extra=None):
+    env = {**site.app.env, **{f"PRODMIRROR_DB_{k}": v for k, v in connection(site).items()}}
+    if site.db.password:
+        env["PRODMIRROR_DB_PASSWORD"] = site.db.password.reveal()
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ of ours among the mirrored files
+    return {**env, **(extra or {})}
 
 
 def host_for(app):
     """Return the host manage.py of `app` runs on: this machine, or its local container."""
-    if app.container:
-        return ContainerHost(LocalHost("local"), app.container, workdir=app.workdir)
-    return LocalHost("local")
-
-
-def manage_argv(app, code_root, *args):
-    if app.container:  # the container has the code at `workdir`, and `python` on its PATH (or as configured)
-        return [app.python, "manage.py", *args]
-    return [app.python, str(code_root / app.path / "manage.py"), *args]
-
-
-def manage(app, code_root, *args, env=None, check=True):
-    """Run `manage.py ARGS` for `app`; return the Result. Raise CommandError (if check) naming the app."""
-    host = host_for(app)
+    host = ContainerHost(LocalHost("local"), app.container, workdir=app.workdir) if app.container else LocalHost("local")
     host.label = f"{app.name} manage.py"
-    return host.run(manage_argv(app, code_root, *args), env={**app.env, **(env or {})}, check=check)
+    return host
+
+
+def manage_argv(site, *args):
+    if site.app.container:  # the container has the code at `workdir`, and `python` on its PATH (or as configured)
+        return [site.app.python, "manage.py", *args]
+    return [site.app.python, str(site.root / site.app.path / "manage.py"), *args]
+
+
+def _run(site, *args, env=None):
+    return host_for(site.app).run(manage_argv(site, *args), env=_env(site, env))
+
+
+def manage(site, *args, env=None):
+    """Run `manage.py ARGS` of the site's app against its local database; return the Result.
+
+    Raise GuardError (nothing run) unless Django's default database is local's, CommandError naming
+    the app if manage.py fails."""
+    check_database(site)
+    return _run(site, *args, env=env)
+
+
+DEFAULT_DATABASE = """
+import json
+from django.db import connections
+settings = connections["default"].settings_dict
+print(json.dumps({key: str(settings.get(key) or "") for key in ("ENGINE", "NAME", "HOST", "PORT")}))
+"""
+
+
+def check_database(site):
+    """Ask Django (manage.py shell) which database `default` is; raise GuardError unless it is local's."""
+    script = site.root / site.app.path / "manage.py"
+    if not site.app.container and not script.is_file():  # (in a container, its own error says so)
+        raise ProdmirrorError(f"{site.app.name}: no {script}: run mirror.production or mirror.force-sync-code first "
+                              f"(or check {site.app.key}.path)")
+    out = _run(site, "shell", "-c", DEFAULT_DATABASE).stdout.strip().splitlines()
+    try:
+        actual = json.loads(out[-1])
+    except (IndexError, ValueError):
+        raise ProdmirrorError(f"{site.app.name}: could not read Django's database settings "
+                              f"({out[-1] if out else 'no output'})") from None
+    expected = connection(site)
+    if not same_database(actual, expected):
+        raise GuardError(f"{site.app.name}: Django's default database is {describe(actual)}, not local's "
+                         f"{describe(expected)}; run mirror.localize-settings or fix {site.app.key}.env")
+
+
+def same_database(actual, expected):
+    """Given Django's default database {ENGINE, NAME, HOST, PORT} and the expected {NAME, HOST, PORT},
+    return True if both name one database of one PostgreSQL server."""
+    hosts = {actual["HOST"], expected["HOST"]}
+    return ("postg" in actual.get("ENGINE", "postgresql") and actual["NAME"] == expected["NAME"]
+            and (len(hosts) == 1 or hosts <= THIS_MACHINE)
+            and (actual["PORT"] or "5432").strip() == (expected["PORT"] or "5432"))
+
+
+def describe(database):
+    """Given {NAME, HOST, PORT[, ENGINE]}, return 'NAME on HOST:PORT' (the engine too when not PostgreSQL)."""
+    engine = database.get("ENGINE", "postgresql")
+    return (f"{database['NAME']} on {database['HOST'] or 'localhost'}:{database['PORT'] or 5432}"
+            + ("" if "postg" in engine else f" ({engine})"))
 
 
 CREATE_SUPERUSER = """
@@ -76,45 +154,8 @@ def superuser_credentials(values):
     return {v: values[v] for v in SUPERUSER_VARS}
 
 
-def create_superuser(app, code_root, credentials):
-    """Create or update the superuser of `app` (password set through the environment, never argv); return 'created'/'updated'."""
-    out = manage(app, code_root, "shell", "-c", CREATE_SUPERUSER, env=credentials).stdout.strip().splitlines()
+def create_superuser(site, credentials):
+    """Create or update the superuser of the site's app (password set through the environment, never
+    argv); return 'created' or 'updated'."""
+    out = manage(site, "shell", "-c", CREATE_SUPERUSER, env=credentials).stdout.strip().splitlines()
     return out[-1] if out else "updated"
-
-
-MIGRATION_GAPS = """
-import json, os
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.migrations.loader import MigrationLoader
-from django.db.migrations.recorder import MigrationRecorder
-connection = connections[DEFAULT_DB_ALIAS]
-loader = MigrationLoader(connection)
-applied = set(loader.applied_migrations)
-missing = set()
-for key in applied:
-    if key not in loader.graph.nodes:
-        continue
-    for parent in loader.graph.forwards_plan(key):
-        if parent in applied:
-            continue
-        replaced = loader.replacements.get(parent)
-        if replaced and all(m in applied for m in replaced.replaces):
-            continue
-        missing.add(parent)
-insert = json.loads(os.environ.get("PRODMIRROR_INSERT") or "[]")
-recorder = MigrationRecorder(connection)
-for app_label, name in insert:
-    recorder.record_applied(app_label, name)
-print(json.dumps(sorted(missing)))
-"""
-
-
-def migration_gaps(app, code_root, insert=()):
-    """Return [(app_label, migration)] that applied migrations depend on but django_migrations lacks
-    (what makes Django raise InconsistentMigrationHistory). Record `insert` first, if given."""
-    env = {"PRODMIRROR_INSERT": json.dumps([list(m) for m in insert])} if insert else {}
-    out = manage(app, code_root, "shell", "-c", MIGRATION_GAPS, env=env).stdout.strip().splitlines()
-    try:
-        return [tuple(m) for m in json.loads(out[-1])]
-    except (IndexError, ValueError):
-        raise ProdmirrorError(f"{app.name}: could not read the migration history ({out[-1] if out else 'no output'})") from None

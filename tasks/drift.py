@@ -1,62 +1,116 @@
-"""The drift guard: what changed in a protected environment since prodmirror last synced it, and the
-refusal to overwrite it. Engines give the change counters (`counters()`); sync state (syncstate.py)
-keeps what they were at the last sync."""
+"""The drift guard and the three-way push: what changed, in production and in local, since prodmirror
+last synced them, proved from content and schema.
+
+At every sync prodmirror records, per environment, a `snapshot` (engines/base.py) of the state both
+ended with: each table's rows and content hash, its schema signature, every sequence's value. Taken
+on the target right after the data landed, it is exactly the state the dump saw, whatever was written
+in production while the pull ran. Comparing a fresh snapshot with it finds every change: inserts,
+updates, deletes, TRUNCATE, DDL (a column, an index, a table added or dropped), sequence moves, and
+writes that statistics counters have not seen yet (a session that stays open, a stats reset, a
+restart). Counters are never used to prove "unchanged".
+"""
+
+from dataclasses import dataclass, field
 
 from .errors import GuardError
-from .guard import forced
-from .ui import say
 
 
-def drift(recorded, current):
-    """Given change counters {table: [changes, rows]} at the last sync and now, return what changed:
-    [(table, rows then, rows now, changes since)] — a table added or dropped counts as changed.
-
-    Only the write counter decides (ANALYZE may refresh the row estimate without any write)."""
-    changed = []
-    for table in sorted(set(recorded) | set(current)):
-        then, now = recorded.get(table), current.get(table)
-        if (then and then[0]) != (now and now[0]) or (then is None) != (now is None):
-            counted = then and now and isinstance(then[0], int) and isinstance(now[0], int)
-            changes = (now[0] - then[0]) if counted else None  # MongoDB keeps content hashes, not counts
-            changed.append((table, then[1] if then else None, now[1] if now else None, changes))
-    return changed
-
-
-def describe_drift(changed, limit=5):
-    def one(table, rows_then, rows_now, changes):
-        if rows_then is None:
-            return f"{table} (new, {rows_now} rows)"
-        if rows_now is None:
-            return f"{table} (dropped, had {rows_then} rows)"
-        if changes is None:
-            return f"{table} ({rows_then} → {rows_now} documents, contents changed)"
-        what = f"{changes} rows written" if changes > 0 else "statistics reset"
-        return f"{table} ({rows_then} → {rows_now} rows, {what})"
-
-    text = "; ".join(one(*c) for c in changed[:limit])
-    return text + (f"; and {len(changed) - limit} more" if len(changed) > limit else "")
+def changes(base, now):
+    """Given a recorded snapshot and a current one, return {label: what changed} for every table (and
+    every sequence that belongs to no table): 'rows' (content), 'schema', 'new', 'dropped', 'sequence'.
+    A sequence that belongs to a table counts as a change of that table."""
+    found = {}
+    tables = set(base["tables"]) | set(now["tables"]) | set(base.get("schema", {})) | set(now.get("schema", {}))
+    for name in sorted(tables):
+        then_rows, now_rows = base["tables"].get(name), now["tables"].get(name)
+        if name not in base["tables"] and name not in base.get("schema", {}):
+            found[name] = "new"
+        elif name not in now["tables"] and name not in now.get("schema", {}):
+            found[name] = "dropped"
+        elif base.get("schema", {}).get(name) != now.get("schema", {}).get(name):
+            found[name] = "schema"
+        elif then_rows != now_rows:
+            found[name] = "rows"
+    for name in sorted(set(base.get("sequences", {})) | set(now.get("sequences", {}))):
+        then, current = base.get("sequences", {}).get(name), now.get("sequences", {}).get(name)
+        if (then or [None])[0] != (current or [None])[0]:
+            owner = (current or then)[1]
+            if owner and owner not in found:
+                found[owner] = "sequence"
+            elif not owner:
+                found[name] = "sequence"
+    return found
 
 
-def check_drift(last, env, current, force, key, tables=None):
-    """Refuse (GuardError) to overwrite `env` if it changed since the last recorded sync, unless forced.
+def describe(found, base=None, now=None, limit=6):
+    """Given changes() output, return one readable line: `public.users (rows: 200 → 201)`, …"""
+    def one(name, what):
+        if what == "rows" and base and now and name in base["tables"] and name in now["tables"]:
+            return f"{name} (rows: {base['tables'][name][0]} → {now['tables'][name][0]}, contents changed)"
+        return {"new": f"{name} (new)", "dropped": f"{name} (dropped)", "schema": f"{name} (schema changed)",
+                "sequence": f"{name} (sequence moved)"}.get(what, f"{name} (contents changed)")
 
-    `last` is the sync-state record of database `key` (or None); `tables` limits the check to some tables.
-    Return the drift that was overridden (empty when none).
-    """
-    recorded = (last or {}).get("counters", {}).get(env)
-    if recorded is None:
-        if forced(force):
-            say(f"warning: {key}: no sync with {env} is recorded; going on because of --force/FORCE")
-            return ["no sync recorded"]
-        raise GuardError(f"{key}: no sync with {env} is recorded, so edits made there cannot be ruled out: "
-                         f"run db.sync.from-production first, or pass --force")
-    if tables is not None:
-        recorded = {t: v for t, v in recorded.items() if t in tables}
-        current = {t: v for t, v in current.items() if t in tables}
-    changed = drift(recorded, current)
-    if changed and not forced(force):
-        raise GuardError(f"{key}: {env} changed since the last sync ({last.get('time')}): {describe_drift(changed)}. "
-                         f"Pull it first (db.sync.from-production), or pass --force to overwrite those changes")
-    if changed:
-        say(f"warning: {key}: overwriting changes made in {env} since the last sync: {describe_drift(changed)}")
-    return [c[0] for c in changed]
+    items = sorted(found.items())
+    text = "; ".join(one(name, what) for name, what in items[:limit])
+    return text + (f"; and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def guard(last, env, now, overwrite, key, only=None):
+    """Refuse (GuardError) to overwrite `env` if it changed since the last recorded sync, unless
+    `overwrite` (the explicit --overwrite-production-changes, never --force). `last` is the sync-state
+    record of database `key`; `only` limits the check to some tables. Return what is overwritten."""
+    base = (last or {}).get("base", {}).get(env)
+    if base is None:
+        if overwrite:
+            return ["(no sync recorded)"]
+        raise GuardError(f"{key}: no exact record of the last sync with {env}, so edits made there cannot be ruled out: "
+                         "run db.sync.from-production first, or pass --overwrite-production-changes")
+    if only is not None:
+        base = _only(base, only)
+        now = _only(now, only)
+    found = changes(base, now)
+    if found and not overwrite:
+        raise GuardError(f"{key}: {env} changed since the last sync ({last.get('time')}): "
+                         f"{describe(found, base, now)}. Pull it first (db.sync.from-production), or pass "
+                         "--overwrite-production-changes to overwrite exactly those changes")
+    return sorted(found)
+
+
+def _only(snap, labels):
+    return {"tables": {k: v for k, v in snap["tables"].items() if k in labels},
+            "schema": {k: v for k, v in snap.get("schema", {}).items() if k in labels},
+            "sequences": {k: v for k, v in snap.get("sequences", {}).items() if v[1] in labels}}
+
+
+@dataclass
+class PushPlan:
+    """What a three-way push does with each table: push local's, keep production's, or a conflict;
+    `blockers` say why it cannot go table by table (then only --full can carry it)."""
+
+    push: list = field(default_factory=list)
+    keep: list = field(default_factory=list)
+    conflicts: list = field(default_factory=list)
+    blockers: list = field(default_factory=list)
+
+
+def plan_push(base_target, target_now, base_source, source_now):
+    """Given the recorded and current snapshots of both sides, return the PushPlan of a three-way push
+    from source (local) into target (production)."""
+    theirs, mine = changes(base_target, target_now), changes(base_source, source_now)
+    plan = PushPlan()
+    for name, what in sorted(mine.items()):
+        if what in ("new", "dropped", "schema"):
+            plan.blockers.append(f"{name}: {what} locally")
+        elif what == "sequence" and name not in source_now["tables"]:
+            plan.blockers.append(f"{name}: a sequence of no table moved locally")
+    for name in sorted(set(mine) | set(theirs)):
+        if name in mine and name in theirs:
+            same = source_now["tables"].get(name) == target_now["tables"].get(name) and \
+                source_now.get("schema", {}).get(name) == target_now.get("schema", {}).get(name)
+            if not same:
+                plan.conflicts.append(name)
+        elif name in mine and name in source_now["tables"]:
+            plan.push.append(name)
+        elif name in theirs:
+            plan.keep.append(name)
+    return plan

@@ -45,12 +45,18 @@ class BackupError(ProdmirrorError):
     """A backup is missing, invalid, or failed verification."""
 
 
+# Lines that only sum up earlier ones (tar, rsync, pg_restore): the earlier line names the cause.
+SUMMARIES = ("previous error", "exiting now", "errors ignored on restore")
+
+
 def last_line(text):
     """Given a command's stderr, return the line that explains the failure: the last one saying
-    error/fatal/denied (tools add 'detail:' and 'hint:' lines after it), else the last non-empty one."""
+    error/fatal/denied (tools add 'detail:' and 'hint:' lines after it) that is not a summary of
+    earlier ones (tar's `Exiting with failure status due to previous errors`), else the last other line."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    telling = [line for line in lines if any(w in line.lower() for w in ("error", "fatal", "denied", "failed"))]
-    return (telling or lines or [""])[-1]
+    causes = [line for line in lines if not any(s in line.lower() for s in SUMMARIES)]
+    telling = [line for line in causes if any(w in line.lower() for w in ("error", "fatal", "denied", "failed"))]
+    return (telling or causes or lines or [""])[-1]
 
 
 class Interrupted(KeyboardInterrupt):

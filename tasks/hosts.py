@@ -31,8 +31,9 @@ class Host:
     def stream(self, argv, env=None):
         raise NotImplementedError
 
-    def run(self, argv, input=None, env=None, check=True):
-        """Given argv (and optional text input), run it and return a Result. Raise CommandError if check and it fails."""
+    def run(self, argv, input=None, env=None, check=True, binary=False):
+        """Given argv (and optional text input), run it and return a Result (its stdout bytes if `binary`, else
+        text). Raise CommandError if check and it fails."""
         proc = self.stream(argv, env=env)
         out = bytearray()
         feeder = None
@@ -49,7 +50,7 @@ class Host:
         code = proc.wait()
         if check:
             proc.check(code)
-        return Result(code, out.decode("utf-8", "replace"), proc.stderr)
+        return Result(code, bytes(out) if binary else out.decode("utf-8", "replace"), proc.stderr)
 
     def run_bytes(self, argv, env=None):
         """Given argv, run it and return its stdout as bytes (binary output, e.g. an archive, must not

@@ -1,13 +1,24 @@
 """SQL migrations (seed 002): each file applied in one transaction together with its record in a
-migrations table, so a file is never applied twice to one database and a failing one leaves nothing."""
+migrations table, so a file is never applied twice to one database and a failing one leaves nothing.
+
+A migration never leaves that transaction. check_file refuses, before anything runs, a statement that
+ends or opens one (COMMIT, COMMIT AND CHAIN, END, ROLLBACK, ABORT, BEGIN, START TRANSACTION, PREPARE
+TRANSACTION), COPY … FROM STDIN, and any backslash outside literals and comments: a psql meta-command
+(`\\!` runs a shell on the server's host, `\\c` opens another database). Beyond that check, the file
+never meets psql's command parser: apply hands it over as one dollar-quoted literal that `\\gexec`
+sends to the server as it is, so a backslash the check missed is a syntax error, not a command.
+A function or procedure body may say COMMIT: called inside prodmirror's transaction, PostgreSQL
+itself refuses it ("invalid transaction termination").
+"""
 
 import hashlib
 import re
 
-from .engines.postgres import execute, query, quote_ident, quote_literal
+from . import sqlscan
+from .engines.postgres import execute, query, quote_ident
 from .errors import CommandError, ProdmirrorError, last_line
 
-TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|START\s+TRANSACTION|END)\s*;", re.I | re.M)
+TRANSACTION_CONTROL = {"begin", "start", "commit", "end", "rollback", "abort"}  # first words that end or open one
 
 
 def natural_key(name):
@@ -28,11 +39,62 @@ def applied(host, db, table):
     return {name: digest for name, digest in query(host, db, f"SELECT name, sha256 FROM public.{quote_ident(table)}")}
 
 
+def decode(name, data):
+    """Given a migration file's bytes, return its text. Raise ProdmirrorError naming the file unless it is UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProdmirrorError(f"{name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                              "save it as UTF-8") from None
+
+
 def check_file(name, sql):
-    """Raise ProdmirrorError if a migration controls its own transaction (prodmirror wraps each in one)."""
-    if TRANSACTION_CONTROL.search(sql):
-        raise ProdmirrorError(f"{name}: holds its own BEGIN/COMMIT; prodmirror runs each migration in one "
-                              "transaction with its record: remove them")
+    """Raise ProdmirrorError naming the line if migration `name` would end or leave the transaction it runs in."""
+    words, line, parens, atomic, previous = [], 1, 0, False, None
+    for kind, text, at in sqlscan.tokens(sql):
+        if kind == "\\":
+            raise ProdmirrorError(f"{name}: line {at}: {text} is a psql meta-command; a migration is SQL only: remove it")
+        if kind == ";":
+            _check_statement(name, words, line, atomic)
+            atomic = atomic and words[:1] != ["end"]
+            words, parens = [], 0
+        elif kind == "symbol":
+            parens += (text == "(") - (text == ")")
+        elif kind == "word":
+            line = line if words else at
+            words.append(text)
+            # A SQL-standard body (CREATE FUNCTION … BEGIN ATOMIC stmt; … END) holds statements of its own.
+            if previous == "begin" and text == "atomic" and not parens and _creates_routine(words):
+                atomic = True
+            elif previous == "atomic" and text == "end":
+                atomic = False
+        previous = text if kind == "word" else None
+    _check_statement(name, words, line, atomic)
+
+
+def _creates_routine(words):
+    return words[0] == "create" and bool({"function", "procedure"} & set(words[1:4]))
+
+
+def _check_statement(name, words, line, atomic):
+    first = words[0] if words else ""
+    if first == "end" and atomic:
+        return  # the END of a BEGIN ATOMIC body
+    if (first in TRANSACTION_CONTROL and not (first == "rollback" and "to" in words[1:3])) \
+            or words[:2] == ["prepare", "transaction"]:
+        raise ProdmirrorError(f"{name}: line {line}: {' '.join(words[:3]).upper()} ends or opens a transaction, and "
+                              "prodmirror runs each migration in one transaction with its record: remove it")
+    if first == "copy" and "stdin" in words:
+        raise ProdmirrorError(f"{name}: line {line}: COPY … FROM STDIN needs psql's input, which a migration "
+                              "does not have: use INSERT")
+
+
+def dollar_quote(text):
+    """Given text, return it as a dollar-quoted SQL literal whose tag it does not hold (nor end with)."""
+    n = 0
+    while f"$pm{n}" in text:
+        n += 1
+    return f"$pm{n}${text}$pm{n}$"
 
 
 def apply(host, db, name, sql, table, done=None):
@@ -48,10 +110,15 @@ def apply(host, db, name, sql, table, done=None):
         return "already applied"
     check_file(name, sql)
     ensure_table(host, db, table)
-    script = (f"BEGIN;\n{sql}\n;\nINSERT INTO public.{quote_ident(table)} (name, sha256) "
-              f"VALUES ({quote_literal(name)}, {quote_literal(digest)});\nCOMMIT;\n")
+    # The file goes to the server as one literal, run by \gexec: psql never reads it as its own input.
+    script = (f"BEGIN;\nSET LOCAL standard_conforming_strings = on;\nSET LOCAL client_encoding = 'UTF8';\n"
+              f"SELECT {dollar_quote(sql)} \\gexec\n"
+              f"INSERT INTO public.{quote_ident(table)} (name, sha256) "
+              f"VALUES ({dollar_quote(name)}, {dollar_quote(digest)});\nCOMMIT;\n")
     try:
         execute(host, db, script, dbname=db.name)
     except CommandError as exc:
         raise ProdmirrorError(f"{name} failed on {db.name} and was rolled back: {last_line(exc.stderr)}") from None
+    if applied(host, db, table).get(name) != digest:
+        raise ProdmirrorError(f"{name}: psql ended without committing it on {db.name}; nothing was applied")
     return "applied"

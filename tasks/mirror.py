@@ -1,10 +1,10 @@
 """mirror.*: production → local mirror of Django apps, code, media and databases (seed 000)."""
 
-from invoke import Collection, task
+from invoke import Collection
 
 from .actions import mirror
 from .config import mirror as mirror_config
-from .cli import echo, one_line_errors, project, split_keys
+from .cli import echo, one_line_errors, project, split_keys, task
 from .ui import print_table
 
 FORCE = "go on even if local app folders hold uncommitted changes (or set FORCE=true)"
@@ -29,7 +29,7 @@ def force_sync_code(c, snapshot=None, force=False, dry_run=False):
 @task
 @one_line_errors
 def localize_settings(c):
-    """Patch every app's settings.py for local use (a managed block; running it twice changes nothing)."""
+    """Patch every app's settings.py for local use, its database included (a managed block; idempotent)."""
     mirror.localize_settings(project(c))
 
 
@@ -37,7 +37,7 @@ def localize_settings(c):
             "force": "skip confirmations (or set FORCE=true)", "dry_run": DRY})
 @one_line_errors
 def restore_db(c, db=None, snapshot=None, force=False, dry_run=False):
-    """Drop & create & restore local databases from a snapshot (atomic; local backed up first)."""
+    """Drop & create & restore local databases from a snapshot (atomic; local backed up first), then the superuser."""
     mirror.restore_db(project(c), split_keys(db), snapshot=snapshot, force=force, dry_run=dry_run, echo=echo(c))
 
 
@@ -53,7 +53,7 @@ def create_superuser(c):
             "migration": "migration name of the row to insert"})
 @one_line_errors
 def fix_migrations(c, project_=None, app=None, migration=None):
-    """Repair an inconsistent migration history: insert the missing django_migrations rows, then migrate --fake."""
+    """Insert the django_migrations rows of migrations whose schema is present; report the others."""
     mirror.fix_migrations(project(c), project_, app, migration)
 
 
@@ -77,7 +77,9 @@ def status(c):
     verdict = "code parity confirmed" if not rows else f"{len(rows)} file(s) differ"
     print_table(f"code: {verdict} (local vs production)", ["app folder", "kind", "file"], rows)
     for key, what in report["data"].items():
-        print(f"data {key}: {what} ({report['snapshot']})")
+        restored = report["restored"][key]
+        newest = "the newest" if restored == report["snapshot"] else f"the newest is {report['snapshot']}"
+        print(f"data {key}: {what} ({restored}, restored last; {newest})")
     if not report["data"]:
         print("data: no database was restored from a snapshot yet")
 

@@ -1,5 +1,6 @@
-"""What prodmirror remembers of each database between runs: when it last synced, which way, and the
-change counters of both sides at that moment (what the drift guard compares against)."""
+"""What prodmirror remembers of each database between runs: when it last synced, which way, and, per
+environment, the exact snapshot (content, schema, sequences) it ended with: the base the drift guard
+and the three-way push compare against (drift.py)."""
 
 from datetime import datetime, timezone
 
@@ -11,31 +12,50 @@ def _path(project):
 
 
 def read(project):
-    """Return {db key: last sync record}; empty when nothing was ever synced."""
+    """Return {db key: last sync record}; empty when nothing was ever synced. Raise StateError (one
+    line) for a file that is not what prodmirror writes."""
     state = read_json(_path(project), {}, shape=dict)
     for key, entry in state.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("counters", {}), dict):
+        base = entry.get("base", {}) if isinstance(entry, dict) else None
+        if not isinstance(base, dict) or not all(_is_snapshot(snap) for snap in base.values()):
             raise StateError(f"{_path(project)} is corrupt (entry {key!r}); nothing was changed. "
                              "Move it aside to start afresh (prodmirror then knows no earlier sync)")
     return state
 
 
-def record(project, key, source, target, task, counters):
-    """Remember a completed sync of database `key` (written atomically: a crash leaves the old state)."""
+def _is_snapshot(snap):
+    return isinstance(snap, dict) and isinstance(snap.get("tables"), dict) and isinstance(snap.get("schema", {}), dict) \
+        and isinstance(snap.get("sequences", {}), dict)
+
+
+def record(project, key, source, target, task, bases):
+    """Remember a completed sync of database `key`: `bases` {env: snapshot} is the state each side
+    ended with (written atomically: a crash leaves the old state)."""
     state = read(project)
-    state[key] = {"time": _now(), "task": task, "source": source, "target": target, "counters": counters}
+    old = state.get(key, {}).get("base", {})
+    state[key] = {"time": _now(), "task": task, "source": source, "target": target, "base": {**old, **bases}}
     write_json(_path(project), state)
 
 
-def record_object(project, key, label, counters):
-    """Remember a one-table/collection sync: only that object's counters move, so drift elsewhere stays visible."""
+def record_objects(project, key, labels, bases):
+    """Remember a sync of some tables/collections: only their entries in each side's base move (given
+    in `bases` {env: snapshot of just those}), so what changed elsewhere stays visible."""
     state = read(project)
-    entry = state.setdefault(key, {"counters": {}})
-    for env, current in counters.items():
-        recorded = entry["counters"].get(env)
-        if recorded is not None and label in current:
-            recorded[label] = current[label]
-    entry.setdefault("objects", {})[label] = _now()
+    entry = state.setdefault(key, {"base": {}})
+    for env, snap in bases.items():
+        recorded = entry["base"].get(env)
+        if recorded is None:
+            continue  # no full sync recorded on that side: nothing exact to update
+        for part in ("tables", "schema"):
+            for name in labels:
+                if name in snap.get(part, {}):
+                    recorded.setdefault(part, {})[name] = snap[part][name]
+                else:
+                    recorded.get(part, {}).pop(name, None)
+        owned = {name: value for name, value in snap.get("sequences", {}).items() if value[1] in labels}
+        recorded["sequences"] = {**recorded.get("sequences", {}), **owned}
+    entry.setdefault("objects", {}).update({name: _now() for name in labels})
+    entry["time"] = _now()
     write_json(_path(project), state)
 
 

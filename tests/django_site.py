@@ -1,6 +1,7 @@
 """Build a real Django 5.2 project the way a team's production server holds it: `startproject`, an app
-with models and two migrations, static files and media, settings that read the database from the
-environment, migrated into a PostgreSQL database with some rows."""
+with models and two migrations, static files and media, and settings that point at production's
+database unless PM_DB_NAME/PM_DB_PORT say otherwise (as a real project's settings or .env do),
+migrated into a PostgreSQL database with some rows."""
 
 import os
 import subprocess
@@ -49,8 +50,8 @@ class Migration(migrations.Migration):
 SETTINGS_TAIL = '''
 INSTALLED_APPS += ["inventory"]
 DATABASES = {"default": {
-    "ENGINE": "django.db.backends.postgresql", "NAME": os.environ["PM_DB_NAME"], "USER": "spmo_admin",
-    "HOST": "127.0.0.1", "PORT": os.environ["PM_DB_PORT"]}}
+    "ENGINE": "django.db.backends.postgresql", "NAME": os.environ.get("PM_DB_NAME", "{name}"), "USER": "spmo_admin",
+    "HOST": "127.0.0.1", "PORT": os.environ.get("PM_DB_PORT", "{port}")}}
 DEBUG = False
 ALLOWED_HOSTS = ["app.example.com"]
 CSRF_TRUSTED_ORIGINS = ["https://app.example.com"]
@@ -60,12 +61,13 @@ MEDIA_ROOT = BASE_DIR / "media"
 '''
 
 
-def build(code_root, python=sys.executable):
-    """Create code_root/gamit_app (project gamit_core, app inventory); return the app folder."""
+def build(code_root, db_name, db_port, python=sys.executable):
+    """Create code_root/gamit_app (project gamit_core, app inventory) whose settings point at database
+    db_name on 127.0.0.1:db_port (production's); return the app folder."""
     app_dir = Path(code_root) / "gamit_app"
     app_dir.mkdir(parents=True)
-    subprocess.run([python, "-m", "django", "startproject", "gamit_core", str(app_dir)], check=True)
-    subprocess.run([python, "manage.py", "startapp", "inventory"], cwd=app_dir, check=True)
+    subprocess.run([python, "-m", "django", "startproject", "gamit_core", str(app_dir)], check=True, timeout=60)
+    subprocess.run([python, "manage.py", "startapp", "inventory"], cwd=app_dir, check=True, timeout=60)
     inv = app_dir / "inventory"
     (inv / "models.py").write_text(MODELS)
     (inv / "migrations" / "0001_initial.py").write_text(MIGRATION_1)
@@ -75,7 +77,8 @@ def build(code_root, python=sys.executable):
     (app_dir / "media" / "uploads").mkdir(parents=True)
     (app_dir / "media" / "uploads" / "photo.bin").write_bytes(os.urandom(200_000))
     settings = app_dir / "gamit_core" / "settings.py"
-    settings.write_text("import os\n" + settings.read_text() + SETTINGS_TAIL)
+    tail = SETTINGS_TAIL.replace("{name}", db_name).replace("{port}", str(db_port))
+    settings.write_text("import os\n" + settings.read_text() + tail)
     for folder, dirs, files in os.walk(code_root):  # the SSH user reads it like a deploy user would
         os.chmod(folder, 0o755)
         for name in files:
@@ -86,9 +89,9 @@ def build(code_root, python=sys.executable):
 def migrate(app_dir, db_name, port, python=sys.executable):
     """Run the real migrations against database db_name on 127.0.0.1:port and add a few rows."""
     env = {**os.environ, "PM_DB_NAME": db_name, "PM_DB_PORT": str(port)}
-    subprocess.run([python, "manage.py", "migrate", "--verbosity", "0"], cwd=app_dir, env=env, check=True)
+    subprocess.run([python, "manage.py", "migrate", "--verbosity", "0"], cwd=app_dir, env=env, check=True, timeout=120)
     subprocess.run([python, "manage.py", "shell", "-c",
                     "from inventory.models import Category, Item\n"
                     "c = Category.objects.create(name='paper')\n"
                     "[Item.objects.create(name=f'ream {i}', category=c, qty=i) for i in range(25)]"],
-                   cwd=app_dir, env=env, check=True)
+                   cwd=app_dir, env=env, check=True, timeout=60)

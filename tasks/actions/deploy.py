@@ -53,14 +53,21 @@ def _merge_tree(host, repo, dep):
 
 
 def _pending(host, repo, tree, cfg, db_host, db, table):
-    """Return [(path, sql)] of the migration files in `tree` not yet recorded in `db`, in natural order."""
+    """Return [(path, sql)] of the migration files in `tree` not yet recorded in `db`, in natural order.
+
+    Raise ProdmirrorError naming the first that is not UTF-8 or would leave its transaction (migrations.check_file).
+    """
     folder = cfg.migrations.dir.strip("/")
     listing = host.run(["git", "-C", repo, "ls-tree", "-r", "--name-only", tree, "--", folder]).stdout.splitlines()
     names = sorted((p for p in listing if fnmatch.fnmatch(posixpath.basename(p), cfg.migrations.pattern)),
                    key=migrations.natural_key)
     done = migrations.applied(db_host, db, table)
-    return [(p, host.run(["git", "-C", repo, "show", f"{tree}:{p}"]).stdout)
-            for p in names if posixpath.basename(p) not in done]
+    pending = []
+    for path in (p for p in names if posixpath.basename(p) not in done):
+        sql = migrations.decode(path, host.run(["git", "-C", repo, "show", f"{tree}:{path}"], binary=True).stdout)
+        migrations.check_file(path, sql)
+        pending.append((path, sql))
+    return pending
 
 
 def _record_merge(host, repo, dep, tree):

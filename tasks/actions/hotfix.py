@@ -10,11 +10,11 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .. import containers, migrations
+from .. import containers, guard, migrations
 from ..config import parse_duration
 from ..engines import postgres
-from ..errors import CommandError, ConfigError, ProdmirrorError, last_line
-from ..statefile import read_json, write_json
+from ..errors import CommandError, ConfigError, GuardError, ProdmirrorError, last_line
+from ..statefile import StateError, read_json, write_json
 from ..ui import say
 from .run import Run
 
@@ -52,18 +52,45 @@ def _state_path(project):
 
 
 def read_state(project):
-    return read_json(_state_path(project), {})
+    state = read_json(_state_path(project), {}, shape=dict)
+    for name, entry in state.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("database"), str):
+            raise StateError(f"{_state_path(project)} is corrupt (entry {name!r}); nothing was changed. Fix or move it "
+                             "aside (then `inv hotfix.status` no longer knows the clones it lists)")
+    return state
 
 
 def _write_state(project, state):
     write_json(_state_path(project), state)
 
 
-def create(project, name=None, strategy=None, ttl=None, replace=False, terminate=False, dry_run=False, echo=False):
-    """Clone production's database into the bugfix database and start PostgREST on it. Return the record."""
+def check_clone(project, env, source, state, clone, exists):
+    """Raise GuardError unless `clone` is one hotfix.* may drop: recorded in the state as a clone of `source`
+    on `env`, or not there at all (`exists` False). Production's configured databases, and the source of
+    any recorded clone, never are."""
+    production = {e.get("source"): f"the source of {name}" for name, e in state.items()}
+    production.update({db.name: db.path for db in env.databases.values() if db.name})
+    entry = state.get(clone)
+    if clone in production:
+        raise GuardError(f"{clone} is a production database ({production[clone]}): hotfix.* never replaces or drops it")
+    if entry is None and exists:
+        raise GuardError(f"{clone} exists on {env.name} but is not a clone prodmirror made (none is recorded in "
+                         f"{_state_path(project)}): hotfix.* never drops it; pick another --name")
+    if entry is not None and (entry.get("source"), entry.get("environment")) != (source.name, env.name):
+        raise GuardError(f"{clone} is recorded as a clone of {entry.get('source')} on {entry.get('environment')}, "
+                         f"not of {source.name} on {env.name}: tear it down with the configuration that made it")
+
+
+def create(project, name=None, strategy=None, ttl=None, replace=False, terminate=False, dry_run=False, force=False,
+           echo=False):
+    """Clone production's database into the bugfix database and start PostgREST on it. Return the record.
+
+    Asks to confirm (production is protected) once the checks passed; --replace drops only a recorded clone.
+    """
     cfg = settings(project)
     env, source = source_of(project, cfg)
     clone = clone_name(cfg, source, name)
+    check_clone(project, env, source, read_state(project), clone, exists=False)
     strategy = strategy or cfg.strategy
     if strategy not in STRATEGY_PLAN:
         raise ProdmirrorError(f"--strategy: expected auto, template or dump, got {strategy!r}")
@@ -83,9 +110,14 @@ def create(project, name=None, strategy=None, ttl=None, replace=False, terminate
         rec, host = run.record, run.hosts.for_db(source)
         facts = postgres.clone_facts(host, source, clone)
         if facts["new_exists"]:
+            check_clone(project, env, source, read_state(project), clone, exists=True)
             if not replace:
                 raise ProdmirrorError(f"{clone} already exists on {env.name}: use it, `inv hotfix.teardown`, or --replace")
-            if pg:
+        if pg:
+            containers.check_image(run.docker(env).client, pg.image, env.name)  # before the clone: it would stay
+        guard.confirm(env, "hotfix.create", force)  # asked once the checks passed: nobody confirms a doomed run
+        if facts["new_exists"]:
+            if pg and containers.serves(run.docker(env).client, pg.name) == clone:
                 containers.remove(run.docker(env).client, pg.name)
             postgres.drop(host, source, clone)
         used = _clone(host, source, clone, facts, strategy, terminate)
@@ -153,7 +185,7 @@ def migrate(project, file, dry_run=False, echo=False):
     path = Path(file)
     if not path.is_file():
         raise ProdmirrorError(f"no migration file {file!r}")
-    sql = path.read_text()
+    sql = migrations.decode(path.name, path.read_bytes())
     migrations.check_file(path.name, sql)
     targets = _migration_targets(cfg, env, source)
     table = cfg.migrations.table
@@ -177,9 +209,13 @@ def migrate(project, file, dry_run=False, echo=False):
         return results
 
 
-def teardown(project, name=None, expired=False, echo=False):
+def teardown(project, name=None, expired=False, force=False, echo=False):
     """Stop and remove the container, drop the bugfix database (idempotent). With `expired`, every
-    environment past its TTL. Return the names torn down."""
+    environment past its TTL. Return the names torn down.
+
+    Only clones prodmirror made are dropped (check_clone), and only containers labelled as serving them.
+    Asks to confirm (production is protected) when there is something to remove.
+    """
     cfg = settings(project)
     env, source = source_of(project, cfg)
     state = read_state(project)
@@ -187,18 +223,23 @@ def teardown(project, name=None, expired=False, echo=False):
     names = [n for n, e in state.items() if _expires(e) <= now] if expired else [name or clone_name(cfg, source)]
     with Run(project, "hotfix.teardown", [env.name], echo=echo, databases=names) as run:
         run.lock()
-        host = run.hosts.for_db(source)
+        host, plan = run.hosts.for_db(source), []
         for clone in names:
-            if clone == source.name:
-                raise ProdmirrorError(f"refusing to drop {clone}: it is the production database")
-            entry = state.get(clone, {})
-            box = entry.get("container") or (cfg.postgrest.name if cfg.postgrest else None)
+            exists = postgres.exists(host, dataclasses.replace(source, name=clone))
+            check_clone(project, env, source, state, clone, exists)
+            box = state.get(clone, {}).get("container") or (cfg.postgrest.name if cfg.postgrest else None)
+            if box and containers.serves(run.docker(env).client, box) != clone:
+                box = None  # absent, or not the container of this clone: never ours to remove
+            plan.append((clone, exists, box))
+        if any(exists or box for _, exists, box in plan):
+            guard.confirm(env, "hotfix.teardown", force)
+        for clone, exists, box in plan:
             if box:
-                gone = containers.remove(run.docker(env).client, box)
-                say(f"{box}: {'stopped and removed' if gone else 'not there'}")
-            existed = postgres.exists(host, dataclasses.replace(source, name=clone))
-            postgres.drop(host, source, clone)
-            say(f"{clone}: {'dropped' if existed else 'not there'}")
+                containers.remove(run.docker(env).client, box)
+                say(f"{box}: stopped and removed")
+            if exists:
+                postgres.drop(host, source, clone)
+            say(f"{clone}: {'dropped' if exists else 'not there'}")
             state.pop(clone, None)
             _write_state(project, state)
         run.record["torn_down"] = names

@@ -1,103 +1,200 @@
-"""db.sync.*: copy databases, or one table/collection, between environments (seed 001), and compare them.
+"""db.sync.*: copy databases, or some tables/collections, between environments (seed 001), and compare them.
 
-A copy = plan → lock → checks (tools, containers, drift guard on a protected target) → confirm →
-back up the target → stream `dump` on the source into a Restore on the target (a temporary database
-swapped in once complete, or one transaction for a single table) → after-sync hooks → record → audit.
+Into an unprotected target (a pull) a copy replaces whole databases: lock → checks → back up the
+target → stream `dump` on the source into a temporary database → swap every database in once all
+arrived → after-sync hooks → record the exact state both sides now hold → audit.
+
+Into a protected target (a push) a copy is three-way (drift.py): it compares both sides with the
+state recorded at the last sync and writes only what changed locally, all of it in one transaction;
+what changed only in production keeps its edits; what changed on both sides is a conflict, refused
+unless --overwrite-production-changes. `--full` replaces the whole database instead, guarded over
+every table. `--force` (or FORCE=true) only ever skips the confirmation.
 """
-
-import re
 
 from .. import backup_store, drift, guard, hooks, syncstate
 from ..engines import engine_for
-from ..errors import CommandError, ProdmirrorError
+from ..errors import CommandError, GuardError, ProdmirrorError
 from ..hosts import check_containers
-from ..transfer import restore_all, stream_into
+from ..transfer import restore_all
 from ..ui import say
 from .run import Run
 
-# A table/collection name never needs these; rejecting them up front keeps names out of shells and SQL.
-UNSAFE = re.compile(r"""[\s;&|`$<>\\'"(){}\[\]*?!#~,=%^]""")
+OVERWRITE = "--overwrite-production-changes"
 
 
 def check_object_name(name):
-    """Raise ProdmirrorError unless `name` is a plain table/collection name (optionally schema-qualified)."""
-    if not name or UNSAFE.search(name) or name.startswith(("-", ".")) or ".." in name or len(name) > 120:
-        raise ProdmirrorError(f"invalid table or collection name {name!r}: letters, digits, '_', '-' and '.' only")
+    """Raise ProdmirrorError for a name no table or collection can have (empty, control characters,
+    over-long). Any other name is only ever looked up in the catalog (engine.resolve_object), never
+    put into SQL or a shell as given: a hostile name resolves to nothing and runs nothing."""
+    if not name or len(name) > 300 or any(ord(ch) < 32 for ch in name):
+        raise ProdmirrorError(f"invalid table or collection name {name[:60]!r}")
 
 
-def _protected_counters(project, sides):
-    """Given [(env name, host, db)], return {env: counters} of the protected ones (only those are ever compared)."""
-    return {env: engine_for(db).counters(host, db) for env, host, db in sides if project.env(env).protected}
-
-
-def copy(project, source, target, keys=None, force=False, dry_run=False, task=None, echo=False):
+def copy(project, source, target, keys=None, force=False, dry_run=False, task=None, echo=False, full=False,
+         overwrite=False):
     """Copy the databases paired by key from environment `source` into `target`; return the audit record.
 
-    The target's existing databases are backed up first and replaced atomically. Into a protected
-    target (production) the copy also refuses on drift unless forced, and keeps the target's grants.
+    Into a protected target, a three-way push table by table unless `full` (then the whole database,
+    refused if the target changed since the last sync unless `overwrite`); otherwise whole databases,
+    replaced atomically. The target is backed up first.
     """
     task = task or f"copy {source} -> {target}"
     pairs = project.pairs(source, target, keys)
-    dst_env = project.env(target)
     keys = [a.key for a, _ in pairs]
-    steps = [f"lock {source} and {target}"]
-    if dst_env.protected:
-        steps.append(f"refuse if {target} changed since the last sync (drift guard)"
-                     f"{' — overridden by --force' if guard.forced(force) else ''}")
-    steps += [f"back up {target}: {', '.join(keys)} (those that exist there), verified",
-              *[f"{a.key}: stream {source} {a.name} into a new {target} database, swap it in for {b.name} when complete"
-                for a, b in pairs]]
-    if dst_env.protected:
-        steps.append(f"re-apply {target}'s owners and grants")
-    steps += [f"{b.key}: after-sync hooks ({', '.join(b.after_sync)})" for _, b in pairs if b.after_sync]
-    steps.append(f"record the sync; audit log {project.state_dir / 'audit.jsonl'}")
+    three_way = project.env(target).protected and not full
     with Run(project, task, [source, target], dry_run=dry_run, echo=echo,
              direction=f"{source} -> {target}", databases=keys) as run:
+        if not dry_run:
+            run.lock()  # before anything is compared: what the plan says must still hold when it runs
+        state = syncstate.read(project)  # a corrupt state file stops the run before anything moves
+        work = [_prepare(run, state, a, b, three_way, overwrite) for a, b in pairs]
+        steps = [f"lock {source} and {target}"] + [step for item in work for step in item.steps]
+        steps.append(f"record the state both sides hold; audit log {project.state_dir / 'audit.jsonl'}")
         if not run.proceed(f"{task}: {source} → {target}", steps):
             return None
-        rec, plan = run.record, []
-        state = syncstate.read(project)  # read first: a corrupt state file stops the run before anything moves
-        for a, b in pairs:
-            src_host, dst_host = run.hosts.for_db(a), run.hosts.for_db(b)
-            check_containers(src_host, dst_host)
-            engine = engine_for(a)
-            facts = engine.preflight(src_host, a, dst_host, b)
-            if dst_env.protected and facts["target_exists"]:
-                overridden = drift.check_drift(state.get(a.key), target, engine.counters(dst_host, b), force, a.key)
-                if overridden:
-                    rec.setdefault("drift_overridden", {})[a.key] = overridden
-            plan.append((engine, a, b, src_host, dst_host, facts))
-        guard.confirm(dst_env, task, force)  # asked once the checks passed: nobody confirms a doomed run
-        existing = [b for _, _, b, _, _, facts in plan if facts["target_exists"]]
+        if not any(item.moves for item in work):
+            say(f"{task}: nothing to do: no table changed in {source} since the last sync")
+            return run.record
+        guard.confirm(project.env(target), task, force)  # asked once the checks passed: nobody confirms a doomed run
+        existing = [item.b for item in work if item.facts["target_exists"] and item.moves]
         if existing:
             taken = backup_store.take(project, run.hosts, target, existing, reason=f"before {task}")
-            rec["backup"] = taken.name
+            run.record["backup"] = taken.name
             say(f"backup of {target} taken: {taken.name}")
-        # Restores drop owners and grants (the source's roles may not exist here); a protected target
-        # gets its own back afterwards, for every object that still exists. None is swapped in until
-        # every database has arrived.
-        jobs = [(lambda engine=engine, a=a, host=src_host: engine.dump(host, a),
-                 engine.AtomicRestore(dst_host, b, portable=True,
-                                      keep_privileges=dst_env.protected and facts["target_exists"]),
-                 f"{a.key}: {source} → {target}") for engine, a, b, src_host, dst_host, facts in plan]
-        for (_, a, _, _, _, _), moved in zip(plan, restore_all(jobs)):
-            rec.setdefault("bytes", {})[a.key] = moved.bytes
-        for engine, a, b, src_host, dst_host, facts in plan:
-            if b.after_sync:
-                rec.setdefault("after_sync", {})[b.key] = hooks.run_after_sync(project, run.hosts, b)
-            syncstate.record(project, a.key, source, target, task,
-                             _protected_counters(project, [(source, src_host, a), (target, dst_host, b)]))
+        jobs, owners = [], []
+        for item in work:
+            if item.moves:
+                made = item.jobs()
+                jobs += made
+                owners += [item] * len(made)
+        for item, moved in zip(owners, restore_all(jobs)):  # nothing is swapped in until all have arrived
+            moved_bytes = run.record.setdefault("bytes", {})
+            moved_bytes[item.a.key] = moved_bytes.get(item.a.key, 0) + moved.bytes
+        for item in work:
+            if item.moves:
+                item.finish(run)
         say(f"{task}: done ({', '.join(keys)})"
-            + (f"; previous {target} data is in backup {rec['backup']}" if rec["backup"] else ""))
-        return rec
+            + (f"; previous {target} data is in backup {run.record['backup']}" if run.record["backup"] else ""))
+        return run.record
 
 
-def copy_object(project, source, target, name, key=None, force=False, dry_run=False, task=None, echo=False):
-    """Copy one table (Postgres) or collection (MongoDB) `name` from `source` into `target`.
+class _Copy:
+    """One database of a copy: what it will move, its plan lines, its jobs, and what to record after."""
 
-    The target's copy of it is backed up first; into a protected target the copy refuses if that
-    table changed there since the last sync, unless forced.
-    """
+    def __init__(self, run, state, a, b, three_way, overwrite):
+        self.run, self.a, self.b, self.engine = run, a, b, engine_for(a)
+        self.src_host, self.dst_host = run.hosts.for_db(a), run.hosts.for_db(b)
+        self.last, self.overwrite, self.steps = state.get(a.key), overwrite, []
+        check_containers(self.src_host, self.dst_host)
+        self.facts = self.engine.preflight(self.src_host, a, self.dst_host, b)
+        self.tables = None  # None: the whole database; else the labels of the tables pushed
+        self.moves = True
+        if three_way and self.facts["target_exists"]:
+            self._plan_three_way()
+        else:
+            self._plan_whole()
+
+    def _plan_whole(self):
+        a, b, env = self.a, self.b, self.run.project.env(self.b.env)
+        if env.protected and self.facts["target_exists"]:
+            now = self.engine.snapshot(self.dst_host, b)
+            overwritten = drift.guard(self.last, b.env, now, self.overwrite, a.key)
+            if overwritten:
+                self.run.record.setdefault("overwritten", {})[a.key] = overwritten
+                self.steps.append(f"{a.key}: OVERWRITE {b.env}'s changes since the last sync ({OVERWRITE}): "
+                                  f"{', '.join(overwritten)}")
+            else:
+                self.steps.append(f"{a.key}: {b.env} unchanged since the last sync (content and schema compared)")
+        self.steps.append(f"{a.key}: back up {b.env} {b.name}" if self.facts["target_exists"] else
+                          f"{a.key}: {b.env} has no {b.name} yet: nothing to back up")
+        self.steps.append(f"{a.key}: stream {a.env} {a.name} into a new {b.env} database, swap it in for {b.name} "
+                          "once every database has arrived")
+        if env.protected:
+            self.steps.append(f"{a.key}: re-apply {b.env}'s owners and grants")
+        if b.after_sync:
+            self.steps.append(f"{a.key}: after-sync hooks ({', '.join(b.after_sync)})")
+
+    def _plan_three_way(self):
+        a, b, engine = self.a, self.b, self.engine
+        base = (self.last or {}).get("base", {})
+        if b.env not in base or a.env not in base:
+            raise GuardError(f"{a.key}: no exact record of the last sync, so what changed on either side is unknown: "
+                             f"run db.sync.from-production first, or push the whole database with --full")
+        self.target_now = engine.snapshot(self.dst_host, b)
+        self.source_now = engine.snapshot(self.src_host, a)
+        plan = drift.plan_push(base[b.env], self.target_now, base[a.env], self.source_now)
+        if plan.blockers:
+            raise GuardError(f"{a.key}: local's schema changed since the last sync ({'; '.join(plan.blockers)}): "
+                             "a table-by-table push cannot carry that; push the whole database with --full "
+                             "(guarded over every table)")
+        for name in list(plan.push):  # a table moves with its children: none of them may be production's
+            parts = set(engine.object_parts(self.src_host, a, engine.resolve_object(self.src_host, a, name)))
+            if parts & set(plan.keep + plan.conflicts) - {name}:
+                plan.push.remove(name)
+                plan.conflicts.append(name)
+        self.plan = plan
+        if plan.conflicts and not self.overwrite:
+            raise GuardError(f"{a.key}: changed both locally and in {b.env} since the last sync: "
+                             f"{', '.join(sorted(plan.conflicts))}. Pull them first "
+                             f"(db.sync.collection-from-production), or pass {OVERWRITE} to overwrite "
+                             f"{b.env}'s version")
+        self.tables = sorted(plan.push + (plan.conflicts if self.overwrite else []))
+        self.moves = bool(self.tables)
+        for name in plan.push:
+            self.steps.append(f"{a.key}: {name}: push local's (changed locally only)")
+        for name in plan.keep:
+            self.steps.append(f"{a.key}: {name}: keep {b.env}'s (changed there only; its edits stay)")
+        for name in plan.conflicts:
+            self.steps.append(f"{a.key}: {name}: CONFLICT, changed on both sides: OVERWRITE {b.env}'s ({OVERWRITE})")
+        if plan.conflicts:
+            self.run.record.setdefault("overwritten", {})[a.key] = sorted(plan.conflicts)
+        if self.moves:
+            self.steps.append(f"{a.key}: back up {b.env} {b.name}; then replace those {len(self.tables)} table(s) "
+                              "in one transaction")
+        else:
+            self.steps.append(f"{a.key}: nothing changed locally since the last sync; {b.env} is left as it is")
+
+    def jobs(self):
+        """Return this database's restore_all jobs (and note in the audit record what they move)."""
+        if self.tables is None:
+            jobs = [(lambda: self.engine.dump(self.src_host, self.a),
+                               self.engine.AtomicRestore(self.dst_host, self.b, portable=True,
+                                                         keep_privileges=self.run.project.env(self.b.env).protected
+                                                         and self.facts["target_exists"]),
+                               f"{self.a.key}: {self.a.env} → {self.b.env}")]
+        else:
+            objs = [self.engine.resolve_object(self.src_host, self.a, name) for name in self.tables]
+            jobs = self.engine.object_jobs(self.src_host, self.a, self.dst_host, self.b, objs,
+                                                     f"{self.a.key}: {len(objs)} table(s) {self.a.env} → {self.b.env}")
+        self.run.record.setdefault("tables", {})[self.a.key] = self.tables or "all"
+        return jobs
+
+    def finish(self, run):
+        """After the data landed: hooks, then record what each side now holds."""
+        a, b, engine, project = self.a, self.b, self.engine, run.project
+        if self.tables is None:
+            landed = engine.snapshot(self.dst_host, b)  # exactly what the dump saw
+            if b.after_sync:
+                run.record.setdefault("after_sync", {})[b.key] = hooks.run_after_sync(project, run.hosts, b)
+            bases = {a.env: landed, b.env: engine.snapshot(self.dst_host, b) if b.after_sync else landed}
+        else:
+            moved = engine.snapshot(self.dst_host, b, only=set(self.tables))
+            target = {part: {**self.target_now[part], **moved[part]} for part in ("tables", "schema", "sequences")}
+            if b.after_sync:
+                run.record.setdefault("after_sync", {})[b.key] = hooks.run_after_sync(project, run.hosts, b)
+                target = engine.snapshot(self.dst_host, b)
+            bases = {a.env: self.source_now, b.env: target}
+        syncstate.record(project, a.key, a.env, b.env, run.task, bases)
+
+
+_prepare = _Copy
+
+
+def copy_object(project, source, target, name, key=None, force=False, dry_run=False, task=None, echo=False,
+                overwrite=False):
+    """Copy one table (Postgres: with its partitions or children) or collection (MongoDB) `name` from
+    `source` into `target`, in one transaction. The target's copy is backed up first; into a protected
+    target it is refused if it changed there since the last sync, unless `overwrite`."""
     check_object_name(name)
     task = task or f"copy {name} {source} -> {target}"
     pairs = project.pairs(source, target, [key] if key else None)
@@ -106,69 +203,83 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
                               "pass --db KEY to say which one holds " + repr(name))
     a, b = pairs[0]
     dst_env = project.env(target)
-    steps = [f"lock {source} and {target}", f"find {name!r} in {source} {a.name} and {target} {b.name}"]
-    if dst_env.protected:
-        steps.append(f"refuse if {name} changed in {target} since the last sync (drift guard)")
-    steps += [f"back up {target}'s {name}", f"replace {target}'s {name} with {source}'s in one transaction"]
-    steps += [f"{b.key}: after-sync hooks ({', '.join(b.after_sync)})"] if b.after_sync else []
     with Run(project, task, [source, target], dry_run=dry_run, echo=echo,
              direction=f"{source} -> {target}", databases=[a.key], object=name) as run:
-        if not run.proceed(f"{task}: {source} → {target}", steps):
-            return None
+        if not dry_run:
+            run.lock()
         rec = run.record
-        state = syncstate.read(project)  # read first: a corrupt state file stops the run before anything moves
+        state = syncstate.read(project)  # a corrupt state file stops the run before anything moves
         src_host, dst_host = run.hosts.for_db(a), run.hosts.for_db(b)
         check_containers(src_host, dst_host)
         engine = engine_for(a)
         obj = engine.resolve_object(src_host, a, name)
-        if engine.resolve_object(dst_host, b, engine.object_label(obj)) != obj:
-            raise ProdmirrorError(f"{name!r} is not the same object in {target}; run a full sync")
         label = engine.object_label(obj)
+        if engine.resolve_object(dst_host, b, label) != obj:
+            raise ProdmirrorError(f"{name!r} is not the same object in {target}; run a full sync")
+        parts = engine.object_parts(src_host, a, obj)
+        theirs = engine.object_parts(dst_host, b, obj)
+        if theirs != parts:
+            raise ProdmirrorError(f"{label} is not made of the same tables in {target} "
+                                  f"({', '.join(sorted(set(parts) ^ set(theirs)))} differ); run a full sync")
+        steps = [f"lock {source} and {target}"]
+        if len(parts) > 1:
+            steps.append(f"{label} comes with {len(parts) - 1} partition(s) or child table(s): {', '.join(parts[1:])}")
         if dst_env.protected:
-            overridden = drift.check_drift(state.get(a.key), target, engine.counters(dst_host, b), force, a.key,
-                                           tables={label})
-            if overridden:
-                rec["drift_overridden"] = overridden
+            now = engine.snapshot(dst_host, b, only=set(parts))
+            overwritten = drift.guard(state.get(a.key), target, now, overwrite, a.key, only=set(parts))
+            if overwritten:
+                rec["overwritten"] = overwritten
+                steps.append(f"OVERWRITE {target}'s changes since the last sync ({OVERWRITE}): {', '.join(overwritten)}")
+            else:
+                steps.append(f"{label} unchanged in {target} since the last sync (content and schema compared)")
+        steps += [f"back up {target}'s {label}", f"replace {target}'s {label} with {source}'s in one transaction"]
+        steps += [f"{b.key}: after-sync hooks ({', '.join(b.after_sync)})"] if b.after_sync else []
+        if not run.proceed(f"{task}: {source} → {target}", steps):
+            return None
+        if len(parts) > 1:
+            say(steps[1])
         guard.confirm(dst_env, task, force)
         rec["backup"] = backup_store.take(project, run.hosts, target, [b], reason=f"before {task}",
                                           objects={b.key: obj}).name
         say(f"backup of {target}'s {label} taken: {rec['backup']}")
         try:
-            moved = stream_into(engine.dump_object(src_host, a, obj), engine.ObjectReplace(dst_host, b, obj),
-                                f"{label}: {source} → {target}")
+            moved = restore_all(engine.object_jobs(src_host, a, dst_host, b, [obj], f"{label}: {source} → {target}"))
         except CommandError as exc:
             raise ProdmirrorError(f"{target}: {engine.explain_object_failure(exc, label)}") from None
-        rec["bytes"] = {a.key: moved.bytes}
+        rec["bytes"] = {a.key: sum(m.bytes for m in moved)}
+        landed = engine.snapshot(dst_host, b, only=set(parts))
+        bases = {source: landed, target: landed}
         if b.after_sync:
             rec["after_sync"] = {b.key: hooks.run_after_sync(project, run.hosts, b)}
-        syncstate.record_object(project, a.key, label,
-                                _protected_counters(project, [(source, src_host, a), (target, dst_host, b)]))
+            bases[target] = engine.snapshot(dst_host, b, only=set(parts))
+        syncstate.record_objects(project, a.key, parts, bases)
         say(f"{task}: {label} done; previous {target} rows are in backup {rec['backup']}")
         return rec
 
 
 def status(project, source="production", target="local", keys=None, echo=False):
-    """Return [{key, source, target, schema, last, drift}] comparing both sides: fingerprints, the
-    schema differences (`schema_differences`), and what changed in `source` since the last sync."""
+    """Return [{key, source, target, schema_diff, last, drift, base}] comparing both sides (snapshots:
+    rows, content, schema, sequences; the schema differences worded by `schema_differences`) and saying
+    what changed in `source` since the last sync (None when no exact record)."""
     pairs = project.pairs(source, target, keys)
     state = syncstate.read(project)
     report = []
     with Run(project, "db.sync.status", echo=echo, audit=False) as run:
         for a, b in pairs:
             engine = engine_for(a)
-            sides, schemas, changed = [], [], None
+            sides, schemas = [], []
             for db in (a, b):
                 host = run.hosts.for_db(db)
                 check_containers(host)
                 present = engine.exists(host, db)
-                sides.append(engine.fingerprint(host, db) if present else None)
+                sides.append(engine.snapshot(host, db) if present else None)
                 schemas.append(engine.schema(host, db) if present else None)
             last = state.get(a.key)
-            if sides[0] is not None and last and source in last.get("counters", {}):
-                changed = drift.drift(last["counters"][source], engine.counters(run.hosts.for_db(a), a))
+            base = (last or {}).get("base", {}).get(source)
+            changed = drift.changes(base, sides[0]) if base is not None and sides[0] is not None else None
             differ = schema_differences(*schemas, names=(source, target)) if None not in schemas else []
-            report.append({"key": a.key, "source": sides[0], "target": sides[1], "schema": differ, "last": last,
-                           "drift": changed})
+            report.append({"key": a.key, "source": sides[0], "target": sides[1], "schema_diff": differ, "last": last,
+                           "drift": changed, "base": base})
     return report
 
 

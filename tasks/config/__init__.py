@@ -32,9 +32,10 @@ def load(config, root):
         raise ConfigError(f"{root / '.env'}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     missing = {}
     expand = Expander(values, missing)
-    return Project(root=root, environments=environments.validate(_get(config, "environments"), expand),
+    envs = environments.validate(_get(config, "environments"), expand)
+    return Project(root=root, environments=envs,
                    backups=backups.validate(_get(config, "backups"), root, expand), missing=missing,
-                   mirror=mirror.validate(expand(_get(config, "mirror"), "mirror"), root),
+                   mirror=mirror.bind_databases(mirror.validate(expand(_get(config, "mirror"), "mirror"), root), envs),
                    hotfix=hotfix.validate(expand(_get(config, "hotfix"), "hotfix")),
                    limits=limits.validate(expand(_get(config, "limits"), "limits")), variables=values)
 

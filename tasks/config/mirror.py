@@ -1,5 +1,6 @@
 """The `mirror` section (seed 000): snapshots, the Django apps, and what localize-settings writes."""
 
+import dataclasses
 import re
 
 from ..errors import ConfigError
@@ -24,6 +25,9 @@ def validate(raw, root):
     for key in localize:
         if not SETTING.match(str(key)):
             raise ConfigError(f"mirror.localize.{key}: a Django setting name (UPPER_CASE)")
+        if key == "DATABASES":
+            raise ConfigError("mirror.localize.DATABASES: prodmirror writes it from mirror.django[].database "
+                              "(the local database); remove it here")
     return Mirror(snapshots=root / str(raw["snapshots"]), keep=keep, apps=apps, localize=localize or DEFAULT_LOCALIZE)
 
 
@@ -36,7 +40,32 @@ def django_app(app, path):
     if ".." in app["path"] or app["path"].startswith("/") or ".." in app["settings"]:
         raise ConfigError(f"{path}: path and settings are relative folders inside the code root")
     env = mapping(app.get("env", {}) or {}, f"{path}.env")
+    if app.get("database") is not None and not isinstance(app["database"], str):
+        raise ConfigError(f"{path}.database: expected a database key of environments.local, got {app['database']!r}")
     return DjangoApp(name=app["name"], path=app["path"], settings=app["settings"],
                      python=app.get("python") or "python3", container=app.get("container") or None,
                      workdir=app.get("workdir") or "/app", env={k: str(v) for k, v in env.items()},
-                     database=app.get("database") or None)
+                     database=app.get("database") or None, key=path)
+
+
+def bind_databases(mirror, environments):
+    """Given Mirror and {name: Environment}, return Mirror whose apps name their local database.
+
+    An app without `database:` gets local's only postgres database; with several (or none) it stays
+    None and the mirror task that needs it refuses (django_apps.bind). Raise ConfigError for a key
+    local does not have, or one that is not postgres."""
+    local = environments.get("local")
+    dbs = local.databases if local else {}
+    postgres = [key for key, db in dbs.items() if db.engine == "postgres"]
+    apps = []
+    for app in mirror.apps:
+        key = app.database
+        if key is None:
+            key = postgres[0] if len(postgres) == 1 else None
+        elif key not in dbs:
+            raise ConfigError(f"{app.key}.database: {key!r} is not a database of environments.local "
+                              f"(known: {', '.join(sorted(dbs)) or 'none'})")
+        elif dbs[key].engine != "postgres":
+            raise ConfigError(f"{app.key}.database: {key!r} is a {dbs[key].engine} database; Django's needs postgres")
+        apps.append(dataclasses.replace(app, database=key))
+    return dataclasses.replace(mirror, apps=tuple(apps))

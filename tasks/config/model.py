@@ -103,7 +103,8 @@ class DjangoApp:
     container: str = None          # or: run manage.py with docker exec in this local container
     workdir: str = "/app"          # manage.py's folder inside that container
     env: dict = field(default_factory=dict)
-    database: str = None           # database key of the app (fix-migrations, status)
+    database: str = None           # key of the local database every manage.py run must use (None: undecided)
+    key: str = "mirror.django[0]"  # where it is configured, for messages
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """db.backup.*: take, list and restore backups (seed 001's rake db:sync:backup:*)."""
 
-from invoke import Collection, task
+from invoke import Collection
 
 from ..actions import backup
-from ..cli import echo, one_line_errors, project, split_keys
+from ..cli import echo, one_line_errors, project, split_keys, task
 from ..ui import print_table
 
 DB_HELP = "only these database keys (comma-separated); default: all"

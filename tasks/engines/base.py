@@ -82,7 +82,12 @@ class Engine(Protocol):
         constraints, triggers, policies… no owners, no grants), for status to compare besides the rows."""
 
     def counters(self, host, db) -> dict:
-        """Return {name: [change signal, rows]}: what the drift guard compares between syncs."""
+        """Return {name: [change signal, rows]}: a cheap change signal (statistics), never a proof."""
+
+    def snapshot(self, host, db, only=None) -> dict:
+        """Return what the drift guard and the three-way push compare, exactly: {'tables': {label:
+        [rows, content hash]}, 'schema': {label: signature}, 'sequences': {label: [value, owner label]}};
+        with `only` (a set of labels), those tables alone."""
 
     def resolve_object(self, host, db, name):
         """Given a user's name for one table/collection, return the engine's reference to it (JSON-able;
@@ -91,11 +96,19 @@ class Engine(Protocol):
     def object_label(self, obj) -> str:
         """Return the name under which `obj` is shown, recorded and compared."""
 
+    def object_parts(self, host, db, obj) -> list:
+        """Return the labels of everything a copy of `obj` moves: itself first, then what belongs to it
+        (a table's partitions or inheritance children)."""
+
     def dump_object(self, host, db, obj):
         """Start a dump of one object; return the Proc."""
 
     def ObjectReplace(self, host, db, obj) -> Restore:  # noqa: N802
         """Return the Restore that replaces one object's data atomically."""
+
+    def object_jobs(self, src_host, src, dst_host, dst, objs, label) -> list:
+        """Return the transfer.restore_all jobs [(start_source, restore, label)] that copy several objects
+        as one step: in one transaction where the engine has them, else each swapped with undo."""
 
     def explain_object_failure(self, exc, label) -> str:
         """Given the CommandError of a failed ObjectReplace, return one line saying why."""

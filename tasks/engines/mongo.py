@@ -202,7 +202,29 @@ def _drop_new(database, only=None):
             database.drop_collection(name)
 
 
-class AtomicRestore(Restore):
+class _Swapping(Restore):
+    """A restore whose commit() swapped `<c>__pm_new` in with swap_in(keep_old=True): undo() puts the
+    previous collections back, cleanup() drops them (and the collections the source no longer has)."""
+
+    moved, added, gone = (), (), ()
+
+    def undo(self):
+        try:
+            swap_back(_database(self.db), self.moved, self.added)
+        except Exception:  # noqa: BLE001 - best effort; the old data stays in <c>__pm_old
+            pass
+
+    def cleanup(self):
+        try:
+            database = _database(self.db)
+            drop_old(database, self.moved)
+            for name in self.gone:
+                database.drop_collection(name)
+        except Exception:  # noqa: BLE001 - best effort; leftovers are dropped by the next run's begin()
+            pass
+
+
+class AtomicRestore(_Swapping):
     """mongorestore into `__pm_new` collections, then swap them in (see swap_in); abort drops them.
     MongoDB databases carry no owners or grants: `portable` and `keep_privileges` have nothing to do."""
 
@@ -217,21 +239,6 @@ class AtomicRestore(Restore):
         self.gone = [n for n in before if n not in new]  # the source no longer has them: dropped in cleanup
         self.added = [n for n in new if n not in before]
         self.moved = swap_in(database, new, keep_old=True)
-
-    def undo(self):
-        try:
-            swap_back(_database(self.db), getattr(self, "moved", []), getattr(self, "added", []))
-        except Exception:  # noqa: BLE001 - best effort; the old data stays in <c>__pm_old
-            pass
-
-    def cleanup(self):
-        try:
-            database = _database(self.db)
-            drop_old(database, self.moved)
-            for name in self.gone:
-                database.drop_collection(name)
-        except Exception:  # noqa: BLE001 - best effort; leftovers are dropped by the next run's begin()
-            pass
 
     def abort(self):
         try:
@@ -293,11 +300,34 @@ def object_label(obj):
     return obj
 
 
+def object_parts(host, db, obj):
+    return [obj]  # a collection stands alone
+
+
+def snapshot(host, db, only=None):
+    """Return {'tables': {collection: [documents, dbHash]}, 'schema': {collection: hash of its indexes},
+    'sequences': {}} (with `only`, those collections alone)."""
+    import hashlib
+    import json
+
+    database = _database(db)
+    content = {name: value for name, value in fingerprint(host, db)["tables"].items() if only is None or name in only}
+    schema = {name: hashlib.md5(json.dumps(database[name].index_information(), sort_keys=True, default=str)
+                                .encode()).hexdigest() for name in content}
+    return {"tables": content, "schema": schema, "sequences": {}}
+
+
+def object_jobs(src_host, src, dst_host, dst, objs, label):
+    """Return one job per collection: each is swapped in with undo (transfer.restore_all), MongoDB having
+    no transaction that spans renames."""
+    return [(lambda obj=obj: dump_object(src_host, src, obj), ObjectReplace(dst_host, dst, obj), obj) for obj in objs]
+
+
 def dump_object(host, db, obj):
     return host.stream(dump_argv(db, collection=obj), env=tool_env(db))
 
 
-class ObjectReplace(Restore):
+class ObjectReplace(_Swapping):
     """mongorestore one collection into `<c>__pm_new`, then rename it over `<c>` (one atomic rename)."""
 
     def __init__(self, host, db, obj):
@@ -312,8 +342,8 @@ class ObjectReplace(Restore):
         database = _database(self.db)
         if f"{self.name}{NEW}" not in database.list_collection_names():
             raise ProdmirrorError(f"{self.name}: mongorestore wrote nothing; left as it was")
-        database.client.admin.command("renameCollection", f"{database.name}.{self.name}{NEW}",
-                                      to=f"{database.name}.{self.name}", dropTarget=True)
+        self.added = [] if self.name in database.list_collection_names() else [self.name]
+        self.moved = swap_in(database, [self.name], keep_old=True)
 
     def abort(self):
         try:

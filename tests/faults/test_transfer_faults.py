@@ -66,8 +66,9 @@ def test_second_database_failing_leaves_the_first_as_it_was(prod, local, sshd, d
 def test_a_killed_local_restore_is_named_as_such(prod, local, sshd, dbname, project_for, mocker):
     prod.psql(PAD.format(n=300000), db=dbname)
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
-    # pg_restore runs as the test's own user (root), production's processes as the sandbox user
-    killed = during_transfer(mocker, "app: production → local", _kill(lambda: _pids("-u", "0", "-x", "pg_restore")))
+    # the local pg_restore is a child of this very process: only it is killed, never another run's
+    killed = during_transfer(mocker, "app: production → local",
+                             _kill(lambda: _pids("-P", str(os.getpid()), "-x", "pg_restore")))
 
     with pytest.raises(CommandError) as caught:
         sync.copy(project, "production", "local")
@@ -80,7 +81,8 @@ def test_a_killed_local_restore_is_named_as_such(prod, local, sshd, dbname, proj
 def test_a_killed_psql_in_a_one_table_sync_says_why(prod, local, dbname, synced, mocker):
     prod.psql(PAD.format(n=200000), db=dbname)
     before = table_digests(local, dbname)
-    killed = during_transfer(mocker, "public.events: production → local", _kill(lambda: _pids("-u", "0", "-x", "psql")))
+    killed = during_transfer(mocker, "public.events: production → local",
+                             _kill(lambda: _pids("-P", str(os.getpid()), "-x", "psql")))
 
     with pytest.raises(ProdmirrorError) as caught:
         sync.copy_object(synced, "production", "local", "events")

@@ -57,13 +57,39 @@ def test_disk_full_while_backing_up_is_one_line_within_seconds(prod, local, sshd
     assert not db_exists(local, dbname[:55] + "__pm_new")
 
 
-def test_a_frozen_ssh_peer_ends_the_pull_by_itself(prod, local, sshd, dbname, project_for, mocker):
+@pytest.fixture
+def own_sshd(base, svc):
+    """An sshd of this test's own, so that freezing its sessions freezes no other run's."""
+    from tasks.sandbox import owned_dir
+    from tasks.sandbox.sshd import SSHServer
+
+    folder = os.path.join(base, "frozen-peer")
+    owned_dir(folder, svc[1], svc[2])
+    server = SSHServer(folder, svc[0], svc[1], svc[2]).prepare()
+    server.start()
+    yield server
+    server.stop()
+
+
+def _descendants(pid):
+    found, todo = [], [pid]
+    while todo:
+        out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True, text=True).stdout.split()
+        found += [int(child) for child in out]
+        todo += [int(child) for child in out]
+    return found
+
+
+def test_a_frozen_ssh_peer_ends_the_pull_by_itself(prod, local, own_sshd, dbname, project_for, mocker):
+    sshd = own_sshd
     prod.psql(PAD.format(n=300000), db=dbname)
     before = _local_copy(local, dbname)
     project = project_for(_config(prod, local, sshd, dbname))
+
     def freeze():
-        pids = [int(p) for p in subprocess.run(["pgrep", "-u", str(sshd.uid), "-f", f"sshd: {sshd.user}"],
-                                               capture_output=True, text=True).stdout.split()]
+        sessions = {int(p) for p in subprocess.run(["pgrep", "-u", str(sshd.uid), "-f", f"sshd: {sshd.user}"],
+                                                   capture_output=True, text=True).stdout.split()}
+        pids = [pid for pid in _descendants(sshd.proc.pid) if pid in sessions]
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
         return pids

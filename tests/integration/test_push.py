@@ -51,7 +51,8 @@ class Terminal:
         return "production\n"
 
 
-def test_drift_refuses_push_and_status_shows_it(prod, local, dbname, synced, monkeypatch):
+def test_a_table_changed_on_both_sides_is_a_conflict_and_status_shows_the_drift(prod, local, dbname, synced,
+                                                                                monkeypatch):
     monkeypatch.setattr("sys.stdin", Terminal())
     monkeypatch.delenv("FORCE", raising=False)
     prod.psql("UPDATE users SET name = 'renamed by the admin in the UI' WHERE id = 7", db=dbname)
@@ -60,25 +61,32 @@ def test_drift_refuses_push_and_status_shows_it(prod, local, dbname, synced, mon
     with pytest.raises(GuardError) as err:
         sync.copy(synced, "local", "production", force=False, task="db.sync.to-production")
     message = str(err.value)
-    assert "production changed since the last sync" in message and "public.users (200 → 200 rows, 1 rows written)" in message
+    assert "changed both locally and in production since the last sync: public.users" in message
+    assert "--overwrite-production-changes" in message
     assert prod.psql("SELECT name FROM users WHERE id = 7", db=dbname).strip() == "renamed by the admin in the UI"
     report = sync.status(synced, keys=["app"])[0]
-    assert [d[0] for d in report["drift"]] == ["public.users"]
+    assert report["drift"] == {"public.users": "rows"}
     assert audit.read(synced.state_dir)[-1]["result"] == "refused"
 
 
-def test_drift_overridden_by_force_is_audited(prod, local, dbname, synced):
+def test_force_never_overrides_the_drift_guard_only_the_explicit_flag_does(prod, local, dbname, synced):
     prod.psql("UPDATE users SET name = 'admin edit' WHERE id = 7", db=dbname)
-    rec = sync.copy(synced, "local", "production", force=True)
-    assert rec["drift_overridden"] == {"app": ["public.users"]}
+    with pytest.raises(GuardError, match=r"production changed since the last sync .*public.users \(rows: 200 → 200"):
+        sync.copy(synced, "local", "production", force=True, full=True)
+    assert prod.psql("SELECT name FROM users WHERE id = 7", db=dbname).strip() == "admin edit"
+    rec = sync.copy(synced, "local", "production", force=True, full=True, overwrite=True)
+    assert rec["overwritten"] == {"app": ["public.users"]}
+    assert audit.read(synced.state_dir)[-1]["overwritten"] == {"app": ["public.users"]}
     assert prod.psql("SELECT name FROM users WHERE id = 7", db=dbname).strip() == "User 7"
 
 
 def test_push_refuses_when_never_synced(prod, local, sshd, dbname, project_for):
     project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
     local.psql(f'CREATE DATABASE "{dbname}" OWNER spmo_admin')
-    with pytest.raises(GuardError, match="no sync with production is recorded"):
+    with pytest.raises(GuardError, match="no exact record of the last sync"):
         sync.copy(project, "local", "production", force=False)  # refused before any prompt
+    with pytest.raises(GuardError, match="no exact record of the last sync"):
+        sync.copy(project, "local", "production", force=True, full=True)
 
 
 def test_table_from_production_with_sequence(prod, local, dbname, synced):
@@ -117,7 +125,7 @@ def test_table_push_refuses_drift_on_that_table_only(prod, local, dbname, synced
     monkeypatch.setattr("sys.stdin", Terminal())
     monkeypatch.delenv("FORCE", raising=False)
     prod.psql("UPDATE billing.invoices SET amount = 99 WHERE id = 2", db=dbname)
-    with pytest.raises(GuardError, match=r"billing.invoices \(600 → 600 rows, 1 rows written\)"):
+    with pytest.raises(GuardError, match=r"billing.invoices \(rows: 600 → 600, contents changed\)"):
         sync.copy_object(synced, "local", "production", "billing.invoices")
     assert prod.psql("SELECT amount FROM billing.invoices WHERE id = 2", db=dbname).strip() == "99.00"
     # The edit concerns billing.invoices only: pushing another table is allowed (after typing the name).
@@ -132,11 +140,12 @@ def test_unknown_table_names_the_closest(prod, local, dbname, synced):
 
 
 @pytest.mark.parametrize("name", ["users; rm -rf /", "$(id)", "`id`", "users|cat", "a b", "../x", "-rf"])
-def test_unsafe_names_rejected_before_anything_runs(synced, name):
-    audit_before = len(audit.read(synced.state_dir))
-    with pytest.raises(ProdmirrorError, match="invalid table or collection name"):
+def test_unsafe_names_resolve_to_nothing_and_change_nothing(prod, dbname, synced, name):
+    before = table_digests(prod, dbname)
+    with pytest.raises(ProdmirrorError, match="no table|cannot read"):
         sync.copy_object(synced, "local", "production", name, force=True)
-    assert len(audit.read(synced.state_dir)) == audit_before  # not even started
+    assert table_digests(prod, dbname) == before
+    assert not list(synced.backups_dir.glob("production_*"))
 
 
 def test_after_sync_resets_passwords_with_bcrypt(prod, local, sshd, dbname, project_for, monkeypatch):
@@ -181,13 +190,16 @@ def test_cli_push_and_bad_collection_names(prod, local, sshd, dbname, tmp_path, 
     # The ops repo shares the sync state of `synced` so that the drift guard knows the last sync.
     (repo / ".prodmirror").mkdir()
     (repo / ".prodmirror" / "sync-state.json").write_text((synced.state_dir / "sync-state.json").read_text())
+    res = inv(repo, "db.sync.to-production", env={"FORCE": "true"})
+    assert res.returncode == 0 and "nothing to do: no table changed in local since the last sync" in res.stderr
+    local.psql("UPDATE users SET name = 'x' WHERE id = 1", db=dbname, user="spmo_admin")
     res = inv(repo, "db.sync.to-production")
     assert res.returncode == 3 and "no terminal" in res.stderr
     res = inv(repo, "db.sync.to-production", env={"FORCE": "true"})
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 0 and "public.users: push local's (changed locally only)" in res.stderr, res.stderr
     for name in ("users; rm -rf /", "$(id)"):
         res = inv(repo, "db.sync.collection-to-production", name, "--force")
-        assert res.returncode == 1 and res.stderr.strip().startswith("prodmirror: invalid table or collection name")
+        assert res.returncode == 1 and res.stderr.strip().splitlines()[-1].startswith(f"prodmirror: no table {name!r}")
 
 
 def test_every_sync_and_restore_dry_run_changes_nothing_and_leaves_one_audit_line(prod, local, dbname, synced):

@@ -139,8 +139,38 @@ def test_after_sync_for_mongo_needs_collection_key(tmp_path):
 
 
 def test_drift_of_hashed_collections_is_described():
-    changed = drift.drift({"users": ["abc", 3]}, {"users": ["def", 3]})
-    assert drift.describe_drift(changed) == "users (3 → 3 documents, contents changed)"
+    base = {"tables": {"users": [3, "abc"]}, "schema": {"users": "i1"}, "sequences": {}}
+    now = {"tables": {"users": [3, "def"]}, "schema": {"users": "i1"}, "sequences": {}}
+    changed = drift.changes(base, now)
+    assert changed == {"users": "rows"}
+    assert drift.describe(changed, base, now) == "users (rows: 3 → 3, contents changed)"
+
+
+def test_collections_of_a_three_way_push_are_swapped_with_undo_when_a_later_one_fails(monkeypatch):
+    """restore_all over ObjectReplace: the first collection's swap is undone when the second's fails."""
+    from tasks.transfer import End, restore_all
+
+    fake = FakeDatabase(["users", "users__pm_new", "orders", "orders__pm_new"], fail_on="orders__pm_new")
+    monkeypatch.setattr(mongo, "_database", lambda d: fake)
+
+    class Done(End):
+        def read(self, n=0):
+            return b""
+
+    restores = [mongo.ObjectReplace(None, db(), name) for name in ("users", "orders")]
+    for restore in restores:
+        restore.begin = lambda: Done()
+    jobs = [(lambda: Done(), restore, restore.name) for restore in restores]
+    with pytest.raises(RuntimeError, match="rename failed"):
+        restore_all(jobs)
+    assert ("users__pm_old", "users") in fake.calls  # the swap already made was put back
+    assert "users" in fake.names and "users__pm_old" not in fake.names
+
+
+def test_a_mongo_push_plan_goes_collection_by_collection():
+    jobs = mongo.object_jobs("src", db(), "dst", db(), ["users", "orders"], "label")
+    assert [label for _, _, label in jobs] == ["users", "orders"]
+    assert all(isinstance(restore, mongo.ObjectReplace) for _, restore, _ in jobs)
 
 
 def test_schema_is_each_collections_indexes_and_options(monkeypatch):

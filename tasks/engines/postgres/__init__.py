@@ -4,8 +4,9 @@ This package satisfies the engine contract (engines/base.py) with the names belo
 the parts: client.py (quoting, psql), database.py (whole-database dump, atomic restore), archive.py
 (a custom-format archive's table of contents, read and rewritten as it streams), privileges.py (what
 a push keeps of the target's own), needs.py (roles and extensions a restore needs on the target),
-schema.py (the schema signature status compares), tables.py (tables, fingerprints, one-table
-replace), clone.py (same-server clones for hotfix.*).
+schema.py (the schema signature status shows), tables.py (tables, labels, fingerprints, counters),
+table_copy.py (resolve a name, a table's tree, replace tables in one transaction), clone.py
+(same-server clones for hotfix.*).
 """
 
 from .client import (MAINTENANCE_DB, SEP, client_env, connection_args, execute, exists, psql_argv,  # noqa: F401
@@ -14,9 +15,11 @@ from .clone import clone_dump, clone_facts, clone_template, drop, online_clone_a
 from .database import AtomicRestore, dump, dump_argv, preflight, restore_argv, server_facts, _side_name  # noqa: F401
 from .privileges import apply_privileges, privileges  # noqa: F401
 from .schema import schema  # noqa: F401
-from .tables import (ObjectReplace, TableReplace, counters, dump_object, dump_table, explain_object_failure,  # noqa: F401
-                     explain_table_failure, fingerprint, object_label, qualified, reset_passwords, resolve_object,
-                     resolve_table, table_names, tables)
+from .table_copy import (ObjectReplace, TablesReplace, dump_object, dump_tables, explain_object_failure,  # noqa: F401
+                         object_jobs,
+                         explain_table_failure, object_label, object_parts, parse_name, qualified, resolve_object,
+                         resolve_table, tree)
+from .tables import counters, fingerprint, label, reset_passwords, snapshot, tables  # noqa: F401
 
 REQUIRED_KEYS = ("name", "user")
 OBJECT_WORD = "table"

@@ -1,11 +1,21 @@
-"""Tables: listing, fingerprints and change counters, and one table replaced in a single transaction."""
+"""Tables: listing, the names they are shown and recorded under, fingerprints and change counters, and
+the after-sync password reset. Copying tables is table_copy.py."""
 
 import re
 
-from ...errors import ProdmirrorError, last_line
-from ..base import Restore
-from .client import client_env, connection_args, psql_argv, query, quote_ident, quote_literal
-from .database import _lock_hint
+from .client import query, quote_ident, quote_literal
+
+PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def label(schema, table):
+    """Given a schema and table name, return how prodmirror shows and records it: `public.users`,
+    `public."Order Items"`, `"Sales".orders` (quoted where SQL would need quotes)."""
+    return f"{_shown(schema)}.{_shown(table)}"
+
+
+def _shown(name):
+    return name if PLAIN.match(name) else quote_ident(name)
 
 TABLES_SQL = """
 SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -23,144 +33,88 @@ def tables(host, db):
     return [tuple(row) for row in query(host, db, TABLES_SQL)]
 
 
-def fingerprint(host, db):
-    """Return {'tables': {'schema.table': [rows, hash]}, 'sequences': {'schema.seq': value}} for the database.
+def fingerprint(host, db, only=None):
+    """Return {'tables': {label: [rows, hash]}, 'sequences': {label: value}} for the database (with
+    `only`, a set of labels, for those tables alone).
 
-    The hash is an order-independent sum of per-row md5 prefixes: equal data gives equal hashes on any
-    server, and the database never has to sort or hold the rows.
+    The hash is an order-independent sum of 64-bit hashes of each row's text (hashtextextended: the
+    same on every server of any architecture, and twice as fast as md5): equal data gives equal hashes,
+    and the database never has to sort or hold the rows.
     """
-    names = tables(host, db)
+    names = [(s, t) for s, t in tables(host, db) if only is None or label(s, t) in only]
     result = {"tables": {}, "sequences": {}}
     if names:
         parts = [
-            f"SELECT {quote_literal(s + '.' + t)}, count(*), "
-            "coalesce(sum(('x' || left(md5(_pm_row::text), 16))::bit(64)::bigint::numeric), 0) "
+            f"SELECT {quote_literal(label(s, t))}, count(*), "
+            "coalesce(sum(hashtextextended(_pm_row::text, 0)), 0) "
             f"FROM {quote_ident(s)}.{quote_ident(t)} AS _pm_row"
             for s, t in names
         ]
         for name, rows, digest in query(host, db, "\nUNION ALL\n".join(parts)):
             result["tables"][name] = [int(rows), digest]
     for schema, seq, value in query(host, db, SEQUENCES_SQL):
-        result["sequences"][f"{schema}.{seq}"] = value
+        result["sequences"][label(schema, seq)] = value
     return result
 
 
-COUNTERS_SQL = ("SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del, n_live_tup "
-                "FROM pg_stat_user_tables ORDER BY 1")
+# One signature per table (a partitioned table's covers its partitions): columns with their types,
+# defaults, generation and identity; constraints; indexes; triggers; row-level security and its
+# policies. Owners and grants are left out: a pull drops them by design.
+SCHEMA_SQL = """
+SELECT n.nspname, c.relname, md5(concat_ws(' | ',
+  (SELECT string_agg(format('%I %s %s %s %s %s', a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                            coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attgenerated, a.attidentity), ', '
+                     ORDER BY a.attnum)
+     FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+  (SELECT string_agg(def, ', ' ORDER BY def) FROM (SELECT format('%s %I %s', k.conrelid::regclass, k.conname,
+                                                                pg_get_constraintdef(k.oid)) AS def
+     FROM pg_constraint k WHERE (k.conrelid = c.oid OR k.conrelid IN (SELECT t.relid FROM pg_partition_tree(c.oid) t))) ks),
+  (SELECT string_agg(pg_get_indexdef(i.indexrelid), ', ' ORDER BY pg_get_indexdef(i.indexrelid))
+     FROM pg_index i WHERE (i.indrelid = c.oid OR i.indrelid IN (SELECT t.relid FROM pg_partition_tree(c.oid) t))),
+  (SELECT string_agg(pg_get_triggerdef(g.oid), ', ' ORDER BY pg_get_triggerdef(g.oid))
+     FROM pg_trigger g WHERE (g.tgrelid = c.oid OR g.tgrelid IN (SELECT t.relid FROM pg_partition_tree(c.oid) t)) AND NOT g.tgisinternal),
+  (SELECT string_agg(format('%I %s %s %s %s', p.polname, p.polcmd, p.polpermissive,
+                            coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
+                            coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')), ', ' ORDER BY p.polname)
+     FROM pg_policy p WHERE p.polrelid = c.oid),
+  c.relrowsecurity::text, c.relforcerowsecurity::text))
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
+ORDER BY 1, 2
+"""
+# Which table a sequence belongs to (serial, identity: OWNED BY), so a move of it is that table's change.
+SEQUENCE_OWNERS_SQL = """
+SELECT sn.nspname, s.relname, tn.nspname, t.relname FROM pg_depend d
+JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' JOIN pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
+WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+"""
+
+
+def snapshot(host, db, only=None):
+    """Return what the drift guard and the three-way push compare: {'tables': {label: [rows, hash]},
+    'schema': {label: signature}, 'sequences': {label: [value, owning table's label or None]}}
+    (with `only`, a set of labels, the tables' parts for those tables alone; sequences always all)."""
+    content = fingerprint(host, db, only)
+    owners = {label(s, q): label(ts, t) for s, q, ts, t in query(host, db, SEQUENCE_OWNERS_SQL)}
+    schema = {label(s, t): sig for s, t, sig in query(host, db, SCHEMA_SQL) if only is None or label(s, t) in only}
+    return {"tables": content["tables"], "schema": schema,
+            "sequences": {name: [value, owners.get(name)] for name, value in content["sequences"].items()}}
+
+
+COUNTERS_SQL = ("SELECT schemaname, relname, n_tup_ins + n_tup_upd + n_tup_del, n_live_tup "
+                "FROM pg_stat_user_tables ORDER BY 1, 2")
 
 
 def counters(host, db):
-    """Return {'schema.table': [changes, live rows]} from the statistics collector: a cheap change signal.
+    """Return {label: [changes, live rows]} from the statistics collector: a cheap change signal.
 
     Rows inserted, updated or deleted since the database was created move `changes`; reading moves nothing.
     """
-    return {name: [int(changes), int(live)] for name, changes, live in query(host, db, COUNTERS_SQL)}
-
-
-# --- one table -----------------------------------------------------------------------------------
-
-def table_names(found):
-    """Given [(schema, table)], return the names a user may give: 'schema.table', and 'table' alone for public."""
-    return [f"{s}.{t}" for s, t in found] + [t for s, t in found if s == "public"]
-
-
-def resolve_table(host, db, name):
-    """Given 'table' or 'schema.table', return (schema, table). Raise ProdmirrorError naming close matches."""
-    import difflib
-
-    found = tables(host, db)
-    schema, _, table = name.rpartition(".")
-    matches = [(s, t) for s, t in found if t == table and (s == schema if schema else True)]
-    if not schema and len(matches) > 1:
-        matches = [(s, t) for s, t in matches if s == "public"] or matches
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise ProdmirrorError(f"table {name!r} exists in several schemas ({', '.join(s for s, _ in matches)}): "
-                              "write schema.table")
-    known = sorted(set(table_names(found)))
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f"; closest: {', '.join(close)}" if close else f"; tables: {', '.join(known[:10]) or 'none'}"
-    raise ProdmirrorError(f"no table {name!r} in {db.env} database {db.name}{hint}")
-
-
-def qualified(schema, table):
-    return f"{quote_ident(schema)}.{quote_ident(table)}"
-
-
-def dump_table(host, db, schema, table):
-    """Start pg_dump of one table's rows (and its owned sequences' values) as plain SQL; return the Proc."""
-    wait = (f"--lock-wait-timeout={int(host.limits.lock_wait * 1000)}",) if host.limits.lock_wait else ()
-    argv = ("pg_dump", "--data-only", "--format=plain", f"--table={qualified(schema, table)}") + wait \
-        + connection_args(db, db.name)
-    proc = host.stream(argv, env=client_env(db))
-    proc.hints = _lock_hint(host, db)
-    return proc
-
-
-# search_path '' makes regclass and pg_get_constraintdef print schema-qualified names, which stay
-# right inside the dump's session (pg_dump output also empties search_path).
-REFERENCING_SQL = """
-SET search_path = '';
-SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint
-WHERE contype = 'f' AND confrelid = '{table}'::regclass ORDER BY 1, 2
-"""
-TRIGGERS_SQL = """
-SELECT quote_ident(tgname) FROM pg_trigger WHERE tgrelid = '{table}'::regclass AND NOT tgisinternal AND tgenabled <> 'D'
-ORDER BY 1
-"""
-
-
-class TableReplace(Restore):
-    """Replace one table's rows in a single transaction: the old rows stay until everything succeeded.
-
-    Foreign keys from other tables to this one are dropped and re-added inside the transaction, so
-    PostgreSQL itself checks they still hold; if they do not, the whole transaction rolls back and the
-    error names the constraint. The table's own user triggers are suspended while the copied rows
-    (which already carry what the triggers computed) go in.
-    """
-
-    def __init__(self, host, db, schema, table):
-        super().__init__(host, db)
-        self.schema, self.table = schema, table
-        self.name = qualified(schema, table)
-
-    def begin(self):
-        literal = quote_literal(self.name)[1:-1]
-        self.fks = query(self.host, self.db, REFERENCING_SQL.format(table=literal))
-        triggers = [row[0] for row in query(self.host, self.db, TRIGGERS_SQL.format(table=literal))]
-        prologue = ["BEGIN;", f"SET LOCAL lock_timeout = '{int(self.host.limits.lock_wait)}s';"]
-        prologue += [f"ALTER TABLE {rel} DROP CONSTRAINT {con};" for rel, con, _ in self.fks]
-        prologue += [f"ALTER TABLE {self.name} DISABLE TRIGGER {t};" for t in triggers]
-        prologue.append(f"TRUNCATE ONLY {self.name};")
-        self.epilogue = [f"ALTER TABLE {self.name} ENABLE TRIGGER {t};" for t in triggers]
-        self.epilogue += [f"ALTER TABLE {rel} ADD CONSTRAINT {con} {definition};" for rel, con, definition in self.fks]
-        self.epilogue.append("COMMIT;")
-        argv = psql_argv(self.db, self.db.name) + ("-o", "/dev/null")
-        self.proc = self.host.stream(argv, env=client_env(self.db))
-        self.proc.write(("\n".join(prologue) + "\n").encode())
-        return self.proc
-
-    def finish(self):
-        """Called once the rows went in: re-enable, re-check foreign keys, commit."""
-        self.proc.write(("\n" + "\n".join(self.epilogue) + "\n").encode())
-
-    # commit(): psql committed as the last statement; its exit code (the sink's check) says whether.
-    # abort(): psql exits on the first error without COMMIT, so PostgreSQL rolls the transaction back.
-
-
-def explain_table_failure(exc, name):
-    """Given the CommandError of a failed TableReplace, return a one-line reason (foreign keys named)."""
-    text = getattr(exc, "stderr", "") or ""
-    match = re.search(r'violates foreign key constraint "([^"]+)"', text)
-    if match:
-        return (f"{name} was left as it was: its new rows would break foreign key {match.group(1)} "
-                f"({last_error(text)}); sync the referencing table too, or fix the data")
-    return f"{name} was left as it was: {last_error(text) or exc}"  # killed psql: no stderr, the exit says why
-
-
-def last_error(text):
-    return last_line(text)
+    return {label(s, t): [int(changes), int(live)] for s, t, changes, live in query(host, db, COUNTERS_SQL)}
 
 
 # --- after-sync password resets and grants ---------------------------------------------------------
@@ -174,21 +128,3 @@ def reset_passwords(host, db, table, match, field, users, hashed):
                    f"WHERE {quote_ident(match)} = {quote_literal(user)} RETURNING {quote_ident(match)};")
     sql.append("COMMIT;")
     return [row[0] for row in query(host, db, "\n".join(sql))]
-
-
-resolve_object = resolve_table
-explain_object_failure = explain_table_failure
-
-
-def object_label(obj):
-    return f"{obj[0]}.{obj[1]}"
-
-
-def dump_object(host, db, obj):
-    return dump_table(host, db, *obj)
-
-
-def ObjectReplace(host, db, obj):  # noqa: N802 - a factory standing where engines put a class
-    return TableReplace(host, db, *obj)
-
-
