@@ -52,15 +52,6 @@ class Host:
             proc.check(code)
         return Result(code, bytes(out) if binary else out.decode("utf-8", "replace"), proc.stderr)
 
-    def run_bytes(self, argv, env=None):
-        """Given argv, run it and return its stdout as bytes (binary output, e.g. an archive, must not
-        be decoded as run() does). Raise CommandError if it fails."""
-        proc = self.stream(argv, env=env)
-        proc.close_stdin()
-        out = b"".join(iter(proc.read, b""))
-        proc.check()
-        return out
-
     @staticmethod
     def _feed(proc, data):
         try:

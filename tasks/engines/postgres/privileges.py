@@ -81,7 +81,7 @@ def privileges(host, db, dump_argv, database_only=False):
     restore leaves out, read from it now; `dump_argv` is the schema-only pg_dump to run. With
     `database_only`, only the database's own properties: what even a restore that keeps owners and
     grants (a backup of the same environment) leaves out, since the database itself is new."""
-    _, entries = archive.read_toc(host.run_bytes(dump_argv, env=client_env(db)))
+    _, entries = archive.read_toc(host.run(dump_argv, env=client_env(db), binary=True).stdout)
     if database_only:
         return kept_statements(entries, database_only=True)
     objects = [statement for _, _, statement in query(host, db, LARGE_OBJECTS_SQL)]
