@@ -7,6 +7,7 @@ user mappings' options (a pull leaves them out on purpose).
 import json
 
 from .client import query
+from .tables import label
 
 # Every name schema-qualified whatever the database's search_path; one jsonb value, so that
 # definitions spanning lines come back whole. Extension members are the extension's, not the schema's.
@@ -15,14 +16,14 @@ SET search_path = '';
 WITH ns AS (SELECT oid, nspname FROM pg_namespace
             WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp)'),
 ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
-rel AS (SELECT c.*, n.nspname || '.' || c.relname AS name FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
+rel AS (SELECT c.*, n.nspname FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND (c.tableoid, c.oid) NOT IN (SELECT * FROM ext)),
-sig(obj, k, v) AS (
-  SELECT name, 'kind', concat_ws(' ', CASE relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'
+sig(nsp, obj, suffix, k, v) AS (
+  SELECT nspname, relname, '', 'kind', concat_ws(' ', CASE relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'
       WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'foreign table' END,
       CASE relpersistence WHEN 'u' THEN '(unlogged)' END,
       CASE WHEN relrowsecurity THEN 'row security' END, CASE WHEN relforcerowsecurity THEN 'forced' END) FROM rel
-  UNION ALL SELECT r.name, 'column ' || a.attname, concat_ws(' ',
+  UNION ALL SELECT r.nspname, r.relname, '', 'column ' || a.attname, concat_ws(' ',
       '#' || row_number() OVER (PARTITION BY r.oid ORDER BY a.attnum), format_type(a.atttypid, a.atttypmod),
       CASE WHEN a.attnotnull THEN 'NOT NULL' END,
       CASE WHEN a.attgenerated = 's' THEN 'GENERATED ALWAYS AS ' ELSE 'DEFAULT ' END || pg_get_expr(d.adbin, d.adrelid),
@@ -30,29 +31,29 @@ sig(obj, k, v) AS (
       CASE WHEN a.attcollation <> t.typcollation THEN 'COLLATE ' || a.attcollation::regcollation END)
     FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
     JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_attrdef d ON d.adrelid = r.oid AND d.adnum = a.attnum
-  UNION ALL SELECT r.name, 'constraint ' || c.conname, pg_get_constraintdef(c.oid)
+  UNION ALL SELECT r.nspname, r.relname, '', 'constraint ' || c.conname, pg_get_constraintdef(c.oid)
     FROM pg_constraint c JOIN rel r ON r.oid = c.conrelid
-  UNION ALL SELECT r.name, 'index ' || i.relname, pg_get_indexdef(x.indexrelid)
+  UNION ALL SELECT r.nspname, r.relname, '', 'index ' || i.relname, pg_get_indexdef(x.indexrelid)
     FROM pg_index x JOIN rel r ON r.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
-  UNION ALL SELECT r.name, 'trigger ' || g.tgname,
+  UNION ALL SELECT r.nspname, r.relname, '', 'trigger ' || g.tgname,
       pg_get_triggerdef(g.oid) || CASE g.tgenabled WHEN 'D' THEN ' (disabled)' ELSE '' END
     FROM pg_trigger g JOIN rel r ON r.oid = g.tgrelid WHERE NOT g.tgisinternal
-  UNION ALL SELECT r.name, 'rule ' || w.rulename, pg_get_ruledef(w.oid)
+  UNION ALL SELECT r.nspname, r.relname, '', 'rule ' || w.rulename, pg_get_ruledef(w.oid)
     FROM pg_rewrite w JOIN rel r ON r.oid = w.ev_class WHERE w.rulename <> '_RETURN'
-  UNION ALL SELECT schemaname || '.' || tablename, 'policy ' || policyname,
+  UNION ALL SELECT schemaname, tablename, '', 'policy ' || policyname,
       concat_ws(' ', permissive, cmd, 'TO ' || array_to_string(roles, ', '), 'USING ' || qual, 'WITH CHECK ' || with_check)
     FROM pg_policies
-  UNION ALL SELECT name, 'partition key', pg_get_partkeydef(oid) FROM rel WHERE relkind = 'p'
-  UNION ALL SELECT r.name, CASE WHEN r.relispartition THEN 'partition of' ELSE 'inherits' END,
+  UNION ALL SELECT nspname, relname, '', 'partition key', pg_get_partkeydef(oid) FROM rel WHERE relkind = 'p'
+  UNION ALL SELECT r.nspname, r.relname, '', CASE WHEN r.relispartition THEN 'partition of' ELSE 'inherits' END,
       string_agg(i.inhparent::regclass::text || coalesce(' ' || pg_get_expr(r.relpartbound, r.oid), ''), ', '
                  ORDER BY i.inhseqno)
-    FROM rel r JOIN pg_inherits i ON i.inhrelid = r.oid GROUP BY r.name, r.relispartition
-  UNION ALL SELECT name, 'definition', pg_get_viewdef(oid) FROM rel WHERE relkind IN ('v', 'm')
-  UNION ALL SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+    FROM rel r JOIN pg_inherits i ON i.inhrelid = r.oid GROUP BY r.nspname, r.relname, r.relispartition
+  UNION ALL SELECT nspname, relname, '', 'definition', pg_get_viewdef(oid) FROM rel WHERE relkind IN ('v', 'm')
+  UNION ALL SELECT n.nspname, p.proname, '(' || pg_get_function_identity_arguments(p.oid) || ')',
       CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
       CASE WHEN p.prokind = 'a' THEN pg_get_function_result(p.oid) ELSE pg_get_functiondef(p.oid) END
     FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace WHERE (p.tableoid, p.oid) NOT IN (SELECT * FROM ext)
-  UNION ALL SELECT n.nspname || '.' || t.typname, CASE t.typtype WHEN 'e' THEN 'enum' ELSE 'domain' END,
+  UNION ALL SELECT n.nspname, t.typname, '', CASE t.typtype WHEN 'e' THEN 'enum' ELSE 'domain' END,
       CASE WHEN t.typtype = 'e' THEN (SELECT string_agg(enumlabel, ', ' ORDER BY enumsortorder) FROM pg_enum
                                       WHERE enumtypid = t.oid)
            ELSE concat_ws(' ', format_type(t.typbasetype, t.typtypmod), CASE WHEN t.typnotnull THEN 'NOT NULL' END,
@@ -61,20 +62,22 @@ sig(obj, k, v) AS (
                            WHERE contypid = t.oid)) END
     FROM pg_type t JOIN ns n ON n.oid = t.typnamespace
     WHERE t.typtype IN ('e', 'd') AND (t.tableoid, t.oid) NOT IN (SELECT * FROM ext)
-  UNION ALL SELECT schemaname || '.' || sequencename, 'sequence',
+  UNION ALL SELECT schemaname, sequencename, '', 'sequence',
       concat_ws(' ', data_type, 'START', start_value, 'INCREMENT', increment_by, 'MINVALUE', min_value,
                 'MAXVALUE', max_value, 'CACHE', cache_size, CASE WHEN cycle THEN 'CYCLE' END)
     FROM pg_sequences WHERE schemaname IN (SELECT nspname FROM ns)
-  UNION ALL SELECT 'extension ' || extname, 'version', extversion FROM pg_extension
+  UNION ALL SELECT NULL, 'extension ' || extname, '', 'version', extversion FROM pg_extension
 )
-SELECT coalesce(jsonb_agg(jsonb_build_array(obj, k, v)), '[]') FROM sig
+SELECT coalesce(jsonb_agg(jsonb_build_array(nsp, obj, suffix, k, v)), '[]') FROM sig
 """
 
 
 def schema(host, db):
     """Return {object: {'kind name': definition}}: the database's schema signature (module docstring),
-    e.g. {'public.users': {'column email': '#2 text NOT NULL', 'index users_email_key': 'CREATE …'}}."""
+    e.g. {'public.users': {'column email': '#2 text NOT NULL', 'index users_email_key': 'CREATE …'}},
+    objects named as everywhere else (tables.label: `sales."Order Items"`)."""
     out = {}
-    for obj, key, definition in json.loads(query(host, db, SCHEMA_SQL)[0][0]):
+    for schema_name, name, suffix, key, definition in json.loads(query(host, db, SCHEMA_SQL)[0][0]):
+        obj = (label(schema_name, name) if schema_name is not None else name) + suffix
         out.setdefault(obj, {})[key] = definition
     return out
