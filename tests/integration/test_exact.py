@@ -191,12 +191,14 @@ def test_status_of_pulled_samples_finds_no_schema_difference(prod, local, sshd, 
         pm = project(project_for, prod, local, sshd, name, local_user="postgres")
         sync.copy(pm, "production", "local", task="db.sync.from-production")
         assert sync.status(pm)[0]["schema_diff"] == [], module.__name__
-        local.psql("ALTER TABLE sales.orders_2025 ALTER COLUMN region SET DEFAULT 'eu'" if module is shop else
+        local.psql("ALTER TABLE sales.orders_2025 ALTER COLUMN region SET DEFAULT 'eu'; "
+                   'DROP TRIGGER order_items_audit ON sales."Order Items"' if module is shop else
                    "DROP POLICY nurses_only_adults ON clinic.patients", db=name)
-        expected = ("sales.orders_2025: column region differs (production: #3 text NOT NULL; local: #3 text NOT NULL "
-                    "DEFAULT 'eu'::text)" if module is shop else
-                    "clinic.patients: policy nurses_only_adults only in production")
-        assert sync.status(pm)[0]["schema_diff"] == [expected]
+        expected = (['sales."Order Items": trigger order_items_audit only in production',
+                     "sales.orders_2025: column region differs (production: #3 text NOT NULL; local: #3 text NOT NULL "
+                     "DEFAULT 'eu'::text)"] if module is shop else
+                    ["clinic.patients: policy nurses_only_adults only in production"])
+        assert sync.status(pm)[0]["schema_diff"] == expected
 
 
 def test_restore_production_from_its_backup_keeps_its_database_properties(prod, local, sshd, sample, project_for):
