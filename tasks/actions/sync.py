@@ -272,22 +272,50 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
 
 
 def status(project, source="production", target="local", keys=None, echo=False):
-    """Return [{key, source, target, last, drift}] comparing both sides (snapshots: rows, content, schema,
-    sequences) and saying what changed in `source` since the last sync (None when no exact record)."""
+    """Return [{key, source, target, schema_diff, last, drift, base}] comparing both sides (snapshots:
+    rows, content, schema, sequences; the schema differences worded by `schema_differences`) and saying
+    what changed in `source` since the last sync (None when no exact record)."""
     pairs = project.pairs(source, target, keys)
     state = syncstate.read(project)
     report = []
     with Run(project, "db.sync.status", echo=echo, audit=False) as run:
         for a, b in pairs:
             engine = engine_for(a)
-            sides = []
+            sides, schemas = [], []
             for db in (a, b):
                 host = run.hosts.for_db(db)
                 check_containers(host)
-                sides.append(engine.snapshot(host, db) if engine.exists(host, db) else None)
+                present = engine.exists(host, db)
+                sides.append(engine.snapshot(host, db) if present else None)
+                schemas.append(engine.schema(host, db) if present else None)
             last = state.get(a.key)
             base = (last or {}).get("base", {}).get(source)
             changed = drift.changes(base, sides[0]) if base is not None and sides[0] is not None else None
-            report.append({"key": a.key, "source": sides[0], "target": sides[1], "last": last, "drift": changed,
-                           "base": base})
+            differ = schema_differences(*schemas, names=(source, target)) if None not in schemas else []
+            report.append({"key": a.key, "source": sides[0], "target": sides[1], "schema_diff": differ, "last": last,
+                           "drift": changed, "base": base})
     return report
+
+
+def schema_differences(a, b, names=("production", "local")):
+    """Given two schema signatures ({object: {'kind name': definition}}, engines' schema()), return one
+    readable line per difference, e.g. 'public.users: index users_email_key only in production'."""
+    lines = []
+    for obj in sorted(set(a) | set(b)):
+        if obj not in a or obj not in b:
+            lines.append(f"{obj}: only in {names[0] if obj in a else names[1]}")
+            continue
+        for key in sorted(set(a[obj]) | set(b[obj])):
+            mine, theirs = a[obj].get(key), b[obj].get(key)
+            if mine == theirs:
+                continue
+            if mine is None or theirs is None:
+                lines.append(f"{obj}: {key} only in {names[0] if theirs is None else names[1]}")
+            else:
+                lines.append(f"{obj}: {key} differs ({names[0]}: {_short(mine)}; {names[1]}: {_short(theirs)})")
+    return lines
+
+
+def _short(text, limit=80):
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"

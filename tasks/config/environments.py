@@ -33,7 +33,7 @@ def environment(name, raw, expand):
     if not isinstance(protected, bool):
         raise ConfigError(f"{path}.protected: expected true or false, got {protected!r}")
     databases = mapping(raw.get("databases", {}) or {}, f"{path}.databases")
-    dbs = {key: database(name, key, spec, expand) for key, spec in databases.items()}
+    dbs = {key: database(name, key, spec, expand, protected) for key, spec in databases.items()}
     code_cfg = code(mapping(expand(raw.get("code", {}) or {}, f"{path}.code"), f"{path}.code"), f"{path}.code")
     return Environment(name=name, ssh=ssh(raw.get("ssh"), f"{path}.ssh", expand), protected=protected,
                        code=code_cfg, databases=dbs)
@@ -77,7 +77,7 @@ def ssh(raw, path, expand):
                      key_filename=str(Path(key).expanduser()) if key else None)
 
 
-def database(env, key, raw, expand):
+def database(env, key, raw, expand, protected=False):
     path = f"environments.{env}.databases.{key}"
     if not re.match(r"^[A-Za-z0-9_-]+$", str(key)):
         raise ConfigError(f"{path}: a database key holds letters, digits, '_' and '-' only")
@@ -105,7 +105,7 @@ def database(env, key, raw, expand):
         key=key, env=env, engine=raw["engine"], name=values.get("name") or None, user=values.get("user") or None,
         container=values.get("container") or None, host=values.get("host") or None,
         port=port or None, password=Secret(values["password"]) if values.get("password") else None,
-        uri=Secret(values["uri"]) if values.get("uri") else None, after_sync=hooks,
+        uri=Secret(values["uri"]) if values.get("uri") else None, after_sync=hooks, protected=protected,
     )
 
 

@@ -55,6 +55,7 @@ class Database:
     password: Secret = None
     uri: Secret = None
     after_sync: dict = field(default_factory=dict)
+    protected: bool = False  # its environment's: engines that would change more than the data refuse there
 
     @property
     def path(self):

@@ -53,10 +53,13 @@ def collection_to_production(c, name, db=None, force=False, dry_run=False, overw
                      task="db.sync.collection-to-production", echo=echo(c), overwrite=overwrite_production_changes)
 
 
+SCHEMA_LINES = 20  # schema differences shown per database; the count of the rest follows
+
+
 @task(help={"db": DB_HELP})
 @one_line_errors
 def status(c, db=None):
-    """Compare production and local: per table, rows on both sides, equal or not, last sync, drift since."""
+    """Compare production and local: per table, rows on both sides, equal or not, schema, last sync, drift since."""
     for entry in sync.status(project(c), "production", "local", split_keys(db), echo=echo(c)):
         src, dst, last = entry["source"] or {}, entry["target"] or {}, entry["last"]
         a_tables, b_tables = src.get("tables", {}), dst.get("tables", {})
@@ -74,11 +77,16 @@ def status(c, db=None):
         elif entry["target"] is None:
             verdict = "local database absent"
         else:
-            verdict = "in sync" if all(r[3] == "yes" for r in rows) and not seq_diff else "differs"
+            same = all(r[3] == "yes" for r in rows) and not seq_diff and not entry["schema_diff"]
+            verdict = "in sync" if same else "differs"
         when = f"last sync {last['time']} ({last['source']} → {last['target']})" if last and last.get("time") else "never synced"
         print_table(f"{entry['key']}: {verdict} · {when}", ["table", "production rows", "local rows", "equal"], rows)
         if seq_diff:
             print(f"sequences that differ: {', '.join(seq_diff)}")
+        for line in entry["schema_diff"][:SCHEMA_LINES]:
+            print(f"schema: {line}")
+        if len(entry["schema_diff"]) > SCHEMA_LINES:
+            print(f"schema: and {len(entry['schema_diff']) - SCHEMA_LINES} more differences")
         if entry["drift"]:
             print(f"production changed since the last sync: "
                   f"{drift.describe(entry['drift'], entry['base'], entry['source'])}")

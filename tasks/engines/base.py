@@ -20,8 +20,10 @@ class Restore:
     commit() makes the data live (e.g. the swap), keeping what it replaced aside until cleanup();
     undo() puts that back after a commit; abort() leaves the target as it was; cleanup() drops what
     commit() kept aside. abort(), undo() and cleanup() never raise.
-    `portable` drops the source's owners and grants (they may not exist on the target);
-    `keep_privileges` re-applies the target's own owners and grants after the swap (a push).
+    `portable` drops the source's owners and grants (they may not exist on the target) and what
+    carries the source's credentials (Postgres: user mappings' options);
+    `keep_privileges` re-applies the target's own owners and grants after the swap (a push), and
+    whatever else of the target's own the restore replaced (Postgres: the database's properties).
     Engines without owners or grants accept both and have nothing to do for them.
     """
 
@@ -74,6 +76,10 @@ class Engine(Protocol):
 
     def fingerprint(self, host, db) -> dict:
         """Return {'tables': {name: [rows, hash]}, 'sequences': {name: value}} for status and parity."""
+
+    def schema(self, host, db) -> dict:
+        """Return {object: {'kind name': definition}}: what defines each table/collection (columns, indexes,
+        constraints, triggers, policies… no owners, no grants), for status to compare besides the rows."""
 
     def counters(self, host, db) -> dict:
         """Return {name: [change signal, rows]}: a cheap change signal (statistics), never a proof."""

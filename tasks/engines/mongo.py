@@ -15,6 +15,7 @@ dump/restore tools run where the environment says (this machine, an SSH host, a 
 
 import difflib
 import functools
+import json
 from urllib.parse import urlsplit
 
 from ..errors import CommandError, ConfigError, HostError, ProdmirrorError, last_line
@@ -257,6 +258,24 @@ def fingerprint(host, db):
     except pymongo.errors.OperationFailure:
         hashes = {}  # e.g. Atlas shared tiers refuse dbHash: counts still compare
     return {"tables": {n: [database[n].estimated_document_count(), hashes.get(n)] for n in names}, "sequences": {}}
+
+
+def schema(host, db):
+    """Return {collection: {'index NAME': spec, 'options': options}}: what defines each collection
+    besides its documents (its indexes, and creation options such as a validator or capped size)."""
+    database = _database(db)
+    out = {}
+    for name in collections(database):
+        coll = database[name]
+        # `v` (index format version) and `ns` say how, not what, and differ between server versions.
+        entry = {f"index {index}": json.dumps({k: v for k, v in spec.items() if k not in ("v", "ns")},
+                                              sort_keys=True, default=str)
+                 for index, spec in coll.index_information().items()}
+        options = coll.options()
+        if options:
+            entry["options"] = json.dumps(options, sort_keys=True, default=str)
+        out[name] = entry
+    return out
 
 
 def counters(host, db):

@@ -11,6 +11,7 @@ from . import owned_dir, service_user
 from .postgres import Cluster
 from .sshd import SSHServer
 from . import sample
+from .sample import shop
 
 BASE = Path("/tmp/prodmirror-sandbox")
 MARK = "# written by `python -m tasks.sandbox up`: the built-in sandbox"
@@ -40,9 +41,11 @@ def up():
               "THEN CREATE ROLE spmo_admin LOGIN SUPERUSER; END IF; END $$;")
     local.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'spmo_admin') "
                "THEN CREATE ROLE spmo_admin LOGIN CREATEDB; END IF; END $$;")
-    for db, users in (("db_gamit", 500), ("db_store", 200)):
+    # db_store is the shop (sample/shop.py): partitions, identity and generated columns, large objects
+    for db, create in (("db_gamit", lambda: sample.create(prod, "db_gamit", "spmo_admin", users=500)),
+                       ("db_store", lambda: shop.create(prod, "db_store", "spmo_admin"))):
         if not prod.psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'").strip():
-            sample.create(prod, db, "spmo_admin", users=users)
+            create()
     state = {"production_port": prod.port, "local_port": local.port, "ssh_port": sshd.port}
     state_file.write_text(json.dumps(state))
     _write_env({"PRODUCTION_SSH_HOST": "127.0.0.1", "PRODUCTION_SSH_USER": user,

@@ -171,3 +171,35 @@ def test_a_mongo_push_plan_goes_collection_by_collection():
     jobs = mongo.object_jobs("src", db(), "dst", db(), ["users", "orders"], "label")
     assert [label for _, _, label in jobs] == ["users", "orders"]
     assert all(isinstance(restore, mongo.ObjectReplace) for _, restore, _ in jobs)
+
+
+def test_schema_is_each_collections_indexes_and_options(monkeypatch):
+    class Collection:
+        def __init__(self, indexes, options):
+            self._indexes, self._options = indexes, options
+
+        def index_information(self):
+            return self._indexes
+
+        def options(self):
+            return self._options
+
+    class Database(dict):
+        def list_collection_names(self):
+            return list(self) + ["system.views", "users__pm_new"]
+
+    fake = Database(users=Collection({"_id_": {"v": 2, "key": [("_id", 1)]},
+                                      "email_1": {"v": 2, "key": [("email", 1)], "unique": True, "ns": "ecm.users"}},
+                                     {}),
+                    logs=Collection({"_id_": {"v": 1, "key": [("_id", 1)]}}, {"capped": True, "size": 4096}))
+    monkeypatch.setattr(mongo, "_database", lambda d: fake)
+
+    before = mongo.schema(None, db())
+    assert before == {
+        "logs": {"index _id_": '{"key": [["_id", 1]]}', "options": '{"capped": true, "size": 4096}'},
+        "users": {"index _id_": '{"key": [["_id", 1]]}', "index email_1": '{"key": [["email", 1]], "unique": true}'}}
+    # the index format version and namespace say how, not what: another server version, the same signature
+    fake["users"]._indexes["email_1"] = {"v": 1, "key": [("email", 1)], "unique": True}
+    assert mongo.schema(None, db()) == before
+    del fake["users"]._indexes["email_1"]
+    assert sync.schema_differences(before, mongo.schema(None, db())) == ["users: index email_1 only in production"]

@@ -78,3 +78,23 @@ def test_preflight_reports_pg_restore_older_than_pg_dump():
     db = Database(key="app", env="production", engine="postgres", name="x", user="u")
     with pytest.raises(ProdmirrorError, match="pg_restore 13.1 cannot read an archive from pg_dump 15.2"):
         postgres.preflight(FakeHost("production", {"pg_dump": "15.2"}), db, FakeHost("local", {"pg_restore": "13.1"}), db)
+
+
+def test_needs_refuses_in_one_line_what_the_target_cannot_create():
+    from tasks.engines.postgres import needs
+
+    src = Database(key="app", env="production", engine="postgres", name="clinic", user="spmo_admin")
+    dst = Database(key="app", env="local", engine="postgres", name="clinic", user="spmo_admin")
+    found = [("may create roles", "false"), ("missing role", "clinic_doctor"), ("missing role", 'odd "name"'),
+             ("superuser extension", "postgres_fdw"), ("missing extension", "postgis")]
+    assert needs.problems(src, dst, found) == [
+        "extension postgis is not installed on local's server (install its package there)",
+        "only a superuser may create extension postgres_fdw, and spmo_admin is none (configure a superuser as "
+        "environments.local.databases.app.user)",
+        "production's schema names roles local lacks (clinic_doctor, odd \"name\": policies, user mappings or functions "
+        "use them) and spmo_admin may not create roles; run there as a role with CREATEROLE: "
+        'CREATE ROLE "clinic_doctor" NOLOGIN; CREATE ROLE "odd ""name""" NOLOGIN;']
+    assert needs.problems(src, dst, [("may create roles", "true"), ("missing role", "clinic_doctor")]) == []
+    protected = Database(key="app", env="production", engine="postgres", name="clinic", user="u", protected=True)
+    assert "prodmirror creates no roles in production, a protected environment" in \
+        needs.problems(dst, protected, [("may create roles", "true"), ("missing role", "x")])[0]

@@ -1,16 +1,20 @@
 """PostgreSQL: pg_dump/pg_restore/psql driven on whichever host the database's tools run on.
 
 This package satisfies the engine contract (engines/base.py) with the names below; its modules hold
-the parts: client.py (quoting, psql), database.py (whole-database dump, atomic restore, grants),
-tables.py (tables, labels, fingerprints, counters), table_copy.py (resolve a name, a table's tree, replace
-tables in one transaction), clone.py (same-server clones for hotfix.*).
+the parts: client.py (quoting, psql), database.py (whole-database dump, atomic restore), archive.py
+(a custom-format archive's table of contents, read and rewritten as it streams), privileges.py (what
+a push keeps of the target's own), needs.py (roles and extensions a restore needs on the target),
+schema.py (the schema signature status shows), tables.py (tables, labels, fingerprints, counters),
+table_copy.py (resolve a name, a table's tree, replace tables in one transaction), clone.py
+(same-server clones for hotfix.*).
 """
 
 from .client import (MAINTENANCE_DB, SEP, client_env, connection_args, execute, exists, psql_argv,  # noqa: F401
                      query, quote_ident, quote_literal, tool_version)
 from .clone import clone_dump, clone_facts, clone_template, drop, online_clone_argv  # noqa: F401
-from .database import (AtomicRestore, apply_privileges, dump, dump_argv, preflight, privileges,  # noqa: F401
-                       restore_argv, server_facts, _side_name)
+from .database import AtomicRestore, dump, dump_argv, preflight, restore_argv, server_facts, _side_name  # noqa: F401
+from .privileges import apply_privileges, privileges  # noqa: F401
+from .schema import schema  # noqa: F401
 from .table_copy import (ObjectReplace, TablesReplace, dump_object, dump_tables, explain_object_failure,  # noqa: F401
                          object_jobs,
                          explain_table_failure, object_label, object_parts, parse_name, qualified, resolve_object,

@@ -1,20 +1,25 @@
-"""A whole database: pg_dump, the atomic restore into a temporary database swapped in for the live one,
-and the owners and grants a push keeps."""
+"""A whole database: pg_dump, and the atomic restore into a temporary database swapped in for the live
+one (what a push keeps of the target's own is privileges.py; what a restore needs on the target
+besides the data is needs.py)."""
 
-import re
 import time
 
 from ...errors import CommandError, ProdmirrorError
 from ..base import Restore
+from . import needs
+from .archive import TocRewrite, without_credentials
 from .client import (MAINTENANCE_DB, _major, client_env, connection_args, execute, exists, query, quote_ident,
                      quote_literal, tool_version)
+from .privileges import apply_privileges, privileges
 
-def dump_argv(db, lock_wait=None):
-    """Return the pg_dump argv (custom format). `lock_wait` (seconds) bounds the wait for the shared
-    locks pg_dump takes at its start: a table held ACCESS EXCLUSIVE then fails the dump in one line
-    instead of blocking it forever."""
+
+def dump_argv(db, lock_wait=None, schema_only=False):
+    """Return the pg_dump argv (custom format; `schema_only`: no data). `lock_wait` (seconds) bounds
+    the wait for the shared locks pg_dump takes at its start: a table held ACCESS EXCLUSIVE then
+    fails the dump in one line instead of blocking it forever."""
     wait = (f"--lock-wait-timeout={int(lock_wait * 1000)}",) if lock_wait else ()
-    return ("pg_dump", "--format=custom") + wait + connection_args(db, db.name)
+    return ("pg_dump", "--format=custom") + (("--schema-only",) if schema_only else ()) + wait \
+        + connection_args(db, db.name)
 
 
 def restore_argv(db, into, portable=True):
@@ -62,7 +67,8 @@ def preflight(src_host, src, dst_host, dst):
     """Check both servers answer and the tools can read each other; return facts for the plan.
 
     Raise ProdmirrorError (one line) when pg_dump is older than the source server or pg_restore older
-    than pg_dump: the two mismatches that otherwise fail half way.
+    than pg_dump, or when the target lacks roles or extensions the source's schema needs (needs.py):
+    the mismatches that otherwise fail half way.
     """
     dump_v, restore_v = tool_version(src_host, "pg_dump"), tool_version(dst_host, "pg_restore")
     server, src_exists, _ = server_facts(src_host, src)
@@ -77,6 +83,7 @@ def preflight(src_host, src, dst_host, dst):
     _, dst_exists, stuck = server_facts(dst_host, dst)
     if stuck:  # found before any data moves: the swap at the end could not take the database
         raise _stuck_sessions(dst_host, dst, stuck)
+    needs.ensure(src_host, src, dst_host, dst)  # last: it may create roles, once nothing else refuses
     return {"server": server, "pg_dump": dump_v, "pg_restore": restore_v, "target_exists": dst_exists}
 
 
@@ -101,11 +108,15 @@ def _side_name(name, suffix):
 class AtomicRestore(Restore):
     """Restore into a temporary database, then swap it in for the real one in one transaction.
 
-    begin() returns the pg_restore Proc to feed; commit() swaps (terminating sessions on the old
-    database, as `DROP DATABASE … WITH (FORCE)` does); abort() drops the temporary database. Until
-    commit() the target database is untouched, so a failed or interrupted restore loses nothing.
-    With `keep_privileges`, the target's owner and grant statements are read before the restore and
-    re-applied after the swap, for every object that still exists.
+    begin() returns the pg_restore Proc to feed (a portable restore's through TocRewrite, which
+    leaves user mappings' options out on the way: no credentials of the source land here); commit()
+    swaps (terminating sessions on the old database, as `DROP DATABASE … WITH (FORCE)` does); abort()
+    drops the temporary database. Until commit() the target database is untouched, so a failed or
+    interrupted restore loses nothing. With `keep_privileges`, what the target has of its own
+    (privileges.py: owners, grants, database properties, user mappings, large objects' owners) is
+    read before the restore and re-applied after the swap, for every object that still exists; a
+    restore that is not portable (a backup of the same environment, owners and grants included)
+    keeps the target's database properties that way.
     """
 
     def __init__(self, host, db, *, portable=True, keep_privileges=False):
@@ -115,14 +126,16 @@ class AtomicRestore(Restore):
         self.kept = []
 
     def begin(self):
-        if self.keep_privileges and exists(self.host, self.db):
-            self.kept = privileges(self.host, self.db)
+        if (self.keep_privileges or not self.portable) and exists(self.host, self.db):
+            self.kept = privileges(self.host, self.db, dump_argv(self.db, self.host.limits.lock_wait, schema_only=True),
+                                   database_only=not self.keep_privileges)
         tmp, old, owner = quote_ident(self.tmp), quote_ident(self.old), quote_ident(self.db.user)
         # Leftovers of a run that was killed: the lock guarantees no other run owns them.
         execute(self.host, self.db, f"DROP DATABASE IF EXISTS {tmp} WITH (FORCE);\n"
                                     f"DROP DATABASE IF EXISTS {old} WITH (FORCE);\n"
                                     f"CREATE DATABASE {tmp} TEMPLATE template0 OWNER {owner};\n")
-        return self.host.stream(restore_argv(self.db, self.tmp, self.portable), env=client_env(self.db))
+        sink = self.host.stream(restore_argv(self.db, self.tmp, self.portable), env=client_env(self.db))
+        return TocRewrite(sink, without_credentials) if self.portable else sink
 
     def commit(self):
         """Swap in one round trip: end the sessions this role may end, and rename the live database
@@ -176,33 +189,15 @@ class AtomicRestore(Restore):
             say(f"warning: {self.db.key}: the previous database is left as {self.old} ({exc}); drop it when convenient")
         if self.kept:
             failed = apply_privileges(self.host, self.db, self.kept)
-            say(f"{self.db.key}: re-applied {len(self.kept) - failed} of {len(self.kept)} owner/grant statements "
-                f"of {self.db.env}")
+            what = "owners, grants, database settings and user mappings" if self.keep_privileges else "database settings"
+            say(f"{self.db.key}: re-applied {self.db.env}'s own {what}"
+                + (f" ({failed} statements failed, e.g. for objects the push removed)" if failed else ""))
 
     def abort(self):
         try:
             execute(self.host, self.db, f"DROP DATABASE IF EXISTS {quote_ident(self.tmp)} WITH (FORCE);\n")
         except ProdmirrorError:
             pass  # best effort: the next run drops it before it starts
-
-
-OWNER_OR_GRANT = re.compile(r"^(GRANT |REVOKE |ALTER DEFAULT PRIVILEGES |ALTER [A-Z ]+ .* OWNER TO )")
-
-
-def privileges(host, db):
-    """Return the database's ownership and GRANT/REVOKE/default-privilege statements (to re-apply after a push)."""
-    argv = ("pg_dump", "--schema-only") + connection_args(db, db.name)
-    out = host.run(argv, env=client_env(db)).stdout
-    return [line for line in out.splitlines() if OWNER_OR_GRANT.match(line)]
-
-
-def apply_privileges(host, db, statements):
-    """Run grant statements one by one, each on its own (a grant on an object that is gone is skipped); return failures."""
-    if not statements:
-        return 0
-    argv = ("psql", "-X", "-q", "-o", "/dev/null", "-f", "-") + connection_args(db, db.name)
-    res = host.run(argv, input="\n".join(statements) + "\n", env=client_env(db), check=False)
-    return res.stderr.count("ERROR:")
 
 
 # The engine-neutral names the flows use for "one table or collection".

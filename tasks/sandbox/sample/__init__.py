@@ -1,12 +1,10 @@
 """Sample production data for the sandbox, the tests and the benchmarks: a schema that exercises what
 breaks naive copies (sequences, a non-public schema, no primary key, a quoted mixed-case name, an enum,
-a view, a plpgsql function and trigger, objects owned by a role that exists only in production)."""
+a view, a plpgsql function and trigger, objects owned by a role that exists only in production).
 
-ROLES = """
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app_owner') THEN CREATE ROLE app_owner; END IF;
-END $$;
-"""
+Two fuller ones stand beside it, for exact copies of real schemas: shop.py (partitions of every kind,
+identity and generated columns, large objects) and clinic.py (row-level security with policies TO
+production-only roles, inheritance, a foreign server with user mappings, database-level settings)."""
 
 SCHEMA = """
 CREATE SCHEMA billing;
@@ -43,8 +41,15 @@ SELECT setval('billing.invoices_id_seq', 5000);
 """
 
 
+def ensure_roles(cluster, roles):
+    """Create the given roles (NOLOGIN) on `cluster` unless they exist: the roles a sample's owners,
+    grants and policies name, which only the server it is created on has."""
+    cluster.psql("".join(f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') "
+                         f'THEN CREATE ROLE "{role}"; END IF; END $$;\n' for role in roles))
+
+
 def create(cluster, dbname, owner, users=200):
     """Create `dbname` on `cluster` owned by `owner` and fill it with the sample schema and data."""
-    cluster.psql(ROLES)
+    ensure_roles(cluster, ("app_owner",))
     cluster.psql(f'CREATE DATABASE "{dbname}" OWNER "{owner}"')
     cluster.psql(SCHEMA + data(users), db=dbname)
