@@ -175,7 +175,7 @@ def postgrest_spec(cfg, database, name, created, ttl):
         kwargs["network"] = cfg.network
     if cfg.command:
         kwargs["command"] = cfg.command
-    return kwargs, [s for s in (password, cfg.jwt_secret.reveal()) if s]
+    return kwargs, [s for s in (password, quote(password, safe=""), cfg.jwt_secret.reveal()) if s]
 
 
 def mask(text, secrets):

@@ -29,8 +29,8 @@ def changes(base, now):
             found[name] = "dropped"
         elif base.get("schema", {}).get(name) != now.get("schema", {}).get(name):
             found[name] = "schema"
-        elif then_rows != now_rows:
-            found[name] = "rows"
+        elif then_rows != now_rows or (then_rows and len(then_rows) > 1 and then_rows[1] is None):
+            found[name] = "rows"  # a missing content hash (MongoDB without dbHash) can never prove "unchanged"
     for name in sorted(set(base.get("sequences", {})) | set(now.get("sequences", {}))):
         then, current = base.get("sequences", {}).get(name), now.get("sequences", {}).get(name)
         if (then or [None])[0] != (current or [None])[0]:
@@ -101,9 +101,12 @@ def plan_push(base_target, target_now, base_source, source_now):
     for name, what in sorted(mine.items()):
         if what in ("new", "dropped", "schema"):
             plan.blockers.append(f"{name}: {what} locally")
+        elif theirs.get(name) in ("dropped", "schema", "new"):
+            plan.blockers.append(f"{name}: changed locally, {theirs[name]} in production")
         elif what == "sequence" and name not in source_now["tables"]:
-            plan.blockers.append(f"{name}: a sequence of no table moved locally")
-    for name in sorted(set(mine) | set(theirs)):
+            plan.blockers.append(f"{name}: a sequence that belongs to no table moved locally")
+    blocked = {line.split(":")[0] for line in plan.blockers}
+    for name in sorted((set(mine) | set(theirs)) - blocked):
         if name in mine and name in theirs:
             same = source_now["tables"].get(name) == target_now["tables"].get(name) and \
                 source_now.get("schema", {}).get(name) == target_now.get("schema", {}).get(name)

@@ -56,8 +56,23 @@ def _check(data, folder):
         bad("lists no databases")
     for key, entry in databases.items():
         _check_entry(entry, f"entry {str(key)[:40]!r}", bad)
+        _check_database(entry, f"entry {str(key)[:40]!r}", bad)
     if "code" in data:
         _check_entry(data["code"], "code entry", bad)
+
+
+def _check_database(entry, what, bad):
+    """A database's entry also says which engine wrote it, and, for one table or collection, which."""
+    from .engines import names
+
+    if entry.get("engine") not in names():
+        bad(f"{what} names no known engine ({str(entry.get('engine'))[:20]!r})")
+    if "object" in entry or "object_ref" in entry:
+        ref = entry.get("object_ref")
+        plain = isinstance(ref, str) and ref
+        pair = isinstance(ref, list) and len(ref) == 2 and all(isinstance(part, str) and part for part in ref)
+        if not isinstance(entry.get("object"), str) or not (plain or pair):
+            bad(f"{what} names its table or collection in no form prodmirror wrote")
 
 
 def _check_entry(entry, what, bad):

@@ -117,20 +117,44 @@ class ChannelProc(Proc):
             self._keep_stderr(data)
 
     def _frozen(self):
-        return HostError(f"{self.where}: {self.argv[0]}: nothing moved for {self.stall:g} s; the connection or the "
-                         "host seems frozen (limits.stall bounds this wait)")
+        return HostError(f"{self.where}: {self.argv[0]}: nothing moved for {self.stall:g} s and the host does not "
+                         "answer; the connection or the host seems frozen (limits.stall bounds this wait)")
+
+    def _still_there(self):
+        """After `stall` seconds of silence: whether the SSH peer still answers a keepalive request (then
+        the command is only quiet: an index being built, a long query) or not (frozen)."""
+        answered = threading.Event()
+
+        def probe():
+            try:
+                self._chan.get_transport().global_request("keepalive@openssh.com", wait=True)
+            except Exception:  # noqa: BLE001 - any answer, even a refusal, shows the peer is alive
+                pass
+            answered.set()
+
+        threading.Thread(target=probe, daemon=True).start()
+        return answered.wait(min(self.stall, 15)) and not self._chan.closed
 
     def read(self, n=CHUNK):
-        try:
-            return self._chan.recv(n)
-        except socket.timeout:
-            raise self._frozen() from None
+        while True:
+            try:
+                return self._chan.recv(n)
+            except socket.timeout:
+                if not self._still_there():
+                    raise self._frozen() from None
 
     def write(self, data):
-        try:
-            self._chan.sendall(data)
-        except socket.timeout:
-            raise self._frozen() from None
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self._chan.send(view)
+            except socket.timeout:
+                if not self._still_there():
+                    raise self._frozen() from None
+                continue
+            if sent == 0:
+                raise OSError("the SSH channel is closed")
+            view = view[sent:]
 
     def close_stdin(self):
         if not self._chan.closed:
@@ -141,9 +165,10 @@ class ChannelProc(Proc):
 
     def wait(self):
         self.close_stdin()
-        if not self._chan.status_event.wait(self.stall):
-            self._chan.close()
-            raise self._frozen()
+        while not self._chan.status_event.wait(self.stall):
+            if not self._still_there():
+                self._chan.close()
+                raise self._frozen()
         code = self._chan.recv_exit_status()
         self._drain.join(timeout=5)
         self._chan.close()

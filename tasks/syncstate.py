@@ -41,7 +41,8 @@ def record_objects(project, key, labels, bases):
     """Remember a sync of some tables/collections: only their entries in each side's base move (given
     in `bases` {env: snapshot of just those}), so what changed elsewhere stays visible."""
     state = read(project)
-    entry = state.setdefault(key, {"base": {}})
+    entry = state.setdefault(key, {})
+    entry.setdefault("base", {})  # an entry written by an older prodmirror has counters only
     for env, snap in bases.items():
         recorded = entry["base"].get(env)
         if recorded is None:
@@ -57,6 +58,19 @@ def record_objects(project, key, labels, bases):
     entry.setdefault("objects", {}).update({name: _now() for name in labels})
     entry["time"] = _now()
     write_json(_path(project), state)
+
+
+def forget(project, keys, env):
+    """Forget what `env` held for these database keys (it was restored from a backup: what it holds now
+    is no longer what the last sync left, so a push must not take it for local work)."""
+    state = read(project)
+    changed = False
+    for key in keys:
+        if env in state.get(key, {}).get("base", {}):
+            del state[key]["base"][env]
+            changed = True
+    if changed:
+        write_json(_path(project), state)
 
 
 def _now():

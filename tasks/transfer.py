@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from . import critical
 from .errors import ProdmirrorError
 from .ui import Progress
 
@@ -167,18 +168,19 @@ def restore_all(jobs, before_commit=None):
             restore.abort()
         raise
     swapped = []
-    try:
+    with critical.section():  # a signal now waits: the swaps are made, or undone, as one step
+        try:
+            for restore in arrived:
+                restore.commit()
+                swapped.append(restore)
+        except BaseException:
+            for restore in reversed(swapped):
+                restore.undo()
+            for restore in arrived[len(swapped):]:
+                restore.abort()
+            raise
         for restore in arrived:
-            restore.commit()
-            swapped.append(restore)
-    except BaseException:
-        for restore in reversed(swapped):
-            restore.undo()
-        for restore in arrived[len(swapped):]:
-            restore.abort()
-        raise
-    for restore in arrived:
-        restore.cleanup()
+            restore.cleanup()
     return moved
 
 

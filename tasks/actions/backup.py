@@ -4,9 +4,9 @@ The store itself (folders, manifests, verification, retention) is backup_store.p
 environment is also what mirror.restore-db and mirror.production do with snapshots (`restore_into`).
 """
 
-from .. import backup_store, guard, hooks
+from .. import backup_store, guard, hooks, syncstate
 from ..engines import engine_for
-from ..errors import ProdmirrorError
+from ..errors import BackupError, ProdmirrorError
 from ..hosts import check_containers
 from ..transfer import FileSource, restore_all
 from ..ui import human_bytes, say
@@ -84,6 +84,10 @@ def restore_into(run, taken, target, dbs, force=False, paths=None):
 
     `paths` ({key: file}) are files the caller already verified; the others are verified here first."""
     project, hosts = run.project, run.hosts
+    for db in dbs:
+        engine = taken.databases.get(db.key, {}).get("engine")
+        if engine is not None and engine != db.engine:
+            raise BackupError(f"{taken.name}: {db.key} is a {engine} backup; {db.path} is a {db.engine} database")
     paths = {db.key: (paths or {}).get(db.key) or taken.verify(db.key) for db in dbs}
     portable = taken.env != target  # a backup of this very environment keeps its owners and grants
     targets = [(db, hosts.for_db(db)) for db in dbs]
@@ -106,6 +110,9 @@ def restore_into(run, taken, target, dbs, force=False, paths=None):
             restore = engine.AtomicRestore(host, db, portable=portable)
         jobs.append((lambda path=paths[db.key]: FileSource(path), restore, f"{db.key}: {taken.name} → {target}"))
     restore_all(jobs)  # none is swapped in until all have arrived
+    # What the target now holds is the backup's state, not what the last sync left: a later push
+    # must not take the difference for work done there.
+    syncstate.forget(project, [db.key for db in dbs], target)
     for db, _ in targets:
         if db.after_sync:
             run.record.setdefault("after_sync", {})[db.key] = hooks.run_after_sync(project, hosts, db)

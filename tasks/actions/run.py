@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 
-from .. import audit
+from .. import audit, critical
 from ..errors import GuardError, Interrupted, ProdmirrorError
 from ..guard import Lock
 from ..hosts import Hosts
@@ -80,6 +80,9 @@ class Run:
         return self
 
     def _interrupt(self, signum, frame):
+        if critical.defer(signum):
+            say(f"{signal.Signals(signum).name}: finishing the swap in progress first, then stopping")
+            return
         if self._stopping:
             say(f"{signal.Signals(signum).name} again: already stopping, cleaning up")
             return  # a second signal must not break the cleanup of the first

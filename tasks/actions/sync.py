@@ -47,7 +47,7 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
         if not dry_run:
             run.lock()  # before anything is compared: what the plan says must still hold when it runs
         state = syncstate.read(project)  # a corrupt state file stops the run before anything moves
-        work = [_prepare(run, state, a, b, three_way, overwrite) for a, b in pairs]
+        work = [_Copy(run, state, a, b, three_way, overwrite) for a, b in pairs]
         steps = [f"lock {source} and {target}"] + [step for item in work for step in item.steps]
         steps.append(f"record the state both sides hold; audit log {project.state_dir / 'audit.jsonl'}")
         if not run.proceed(f"{task}: {source} → {target}", steps):
@@ -126,8 +126,8 @@ class _Copy:
         self.source_now = engine.snapshot(self.src_host, a)
         plan = drift.plan_push(base[b.env], self.target_now, base[a.env], self.source_now)
         if plan.blockers:
-            raise GuardError(f"{a.key}: local's schema changed since the last sync ({'; '.join(plan.blockers)}): "
-                             "a table-by-table push cannot carry that; push the whole database with --full "
+            raise GuardError(f"{a.key}: a table-by-table push cannot carry these changes since the last sync "
+                             f"({'; '.join(plan.blockers)}); push the whole database with --full "
                              "(guarded over every table)")
         for name in list(plan.push):  # a table moves with its children: none of them may be production's
             parts = set(engine.object_parts(self.src_host, a, engine.resolve_object(self.src_host, a, name)))
@@ -199,8 +199,6 @@ class _Copy:
             bases = {a.env: self.source_now, b.env: target}
         syncstate.record(project, a.key, a.env, b.env, run.task, bases)
 
-
-_prepare = _Copy
 
 
 def copy_object(project, source, target, name, key=None, force=False, dry_run=False, task=None, echo=False,

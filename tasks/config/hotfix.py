@@ -70,4 +70,6 @@ def deploy(raw):
     for key in ("repo", "target"):
         if not raw.get(key):
             raise ConfigError(f"hotfix.deploy.{key}: required")
+    if "exclude" in raw and (not isinstance(raw["exclude"], list) or not all(isinstance(e, str) and e for e in raw["exclude"])):
+        raise ConfigError("hotfix.deploy.exclude: expected a list of patterns such as [.git, node_modules]")
     return Deploy(**{**raw, **({"exclude": tuple(raw["exclude"])} if "exclude" in raw else {})})

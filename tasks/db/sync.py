@@ -79,7 +79,8 @@ def status(c, db=None):
         else:
             same = all(r[3] == "yes" for r in rows) and not seq_diff and not entry["schema_diff"]
             verdict = "in sync" if same else "differs"
-        when = f"last sync {last['time']} ({last['source']} → {last['target']})" if last and last.get("time") else "never synced"
+        way = f" ({last['source']} → {last['target']})" if last and last.get("source") else " (some tables)"
+        when = f"last sync {last['time']}{way}" if last and last.get("time") else "never synced"
         print_table(f"{entry['key']}: {verdict} · {when}", ["table", "production rows", "local rows", "equal"], rows)
         if seq_diff:
             print(f"sequences that differ: {', '.join(seq_diff)}")

@@ -1,5 +1,5 @@
-"""The engine contract, written once. An engine is one module in this folder (postgres.py, mongo.py; a
-MySQL engine would be mysql.py) that gives every name of `Engine` below; `engines.engine_for` checks
+"""The engine contract, written once. An engine is one module or package in this folder (postgres/,
+mongo.py; a MySQL engine would be mysql.py) that gives every name of `Engine` below; `engines.engine_for` checks
 it and names what is missing in one line, before anything runs. Config validation reads what an
 engine needs from the module itself (REQUIRED_KEYS, OBJECT_WORD), so adding an engine is one file.
 
@@ -80,9 +80,6 @@ class Engine(Protocol):
     def schema(self, host, db) -> dict:
         """Return {object: {'kind name': definition}}: what defines each table/collection (columns, indexes,
         constraints, triggers, policies… no owners, no grants), for status to compare besides the rows."""
-
-    def counters(self, host, db) -> dict:
-        """Return {name: [change signal, rows]}: a cheap change signal (statistics), never a proof."""
 
     def snapshot(self, host, db, only=None) -> dict:
         """Return what the drift guard and the three-way push compare, exactly: {'tables': {label:

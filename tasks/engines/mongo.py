@@ -278,12 +278,6 @@ def schema(host, db):
     return out
 
 
-def counters(host, db):
-    """Return {collection: [content hash or count, documents]}: what the drift guard compares."""
-    tables = fingerprint(host, db)["tables"]
-    return {name: [digest or f"count:{count}", count] for name, (count, digest) in tables.items()}
-
-
 # --- one collection ----------------------------------------------------------------------------------
 
 def resolve_object(host, db, name):

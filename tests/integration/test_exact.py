@@ -10,7 +10,7 @@ import pytest
 
 from tasks import audit
 from tasks.actions import backup, sync
-from tasks.errors import GuardError, ProdmirrorError
+from tasks.errors import ProdmirrorError
 from tasks.sandbox.sample import clinic, shop
 from tests import compare
 from tests.conftest import cli_project, db_exists, inv, make_config, pg_db
@@ -126,8 +126,7 @@ def test_clinic_pull_brings_no_credentials_and_push_keeps_production_own(prod, l
     assert local.psql("SELECT count(*) FROM clinic.patients", db=name).strip() == "30"
 
     local.psql("INSERT INTO clinic.visits_outpatient (patient_id, at, room) VALUES (5, '2026-04-01', 'Room 9')", db=name)
-    # overwrite: the drift guard takes production's own search_path for a schema change (the xfail test below)
-    rec = sync.copy(pm, "local", "production", force=True, full=True, overwrite=True, task="db.sync.to-production")
+    rec = sync.copy(pm, "local", "production", force=True, full=True, task="db.sync.to-production")
 
     compare.assert_same(local, prod, name, names=("local", "production"))
     compare.assert_equal(kept, compare.privileges(prod, name), names=("before", "after"))
@@ -139,11 +138,9 @@ def test_clinic_pull_brings_no_credentials_and_push_keeps_production_own(prod, l
     assert local.psql("SELECT count(*) FROM pg_user_mapping WHERE umoptions IS NOT NULL", db=name).strip() == "0"
 
 
-@pytest.mark.xfail(strict=True, raises=GuardError,
-                   reason="tables.SCHEMA_SQL (the drift guard's signature) prints names as the session's search_path "
-                          "shows them, and production's ALTER DATABASE … SET search_path is not local's: every table "
-                          "reads as 'schema changed'; the fix is SET search_path = '' before it, as schema.py does")
 def test_full_push_of_a_database_with_its_own_search_path_is_not_taken_for_drift(prod, local, sshd, sample, project_for):
+    """Fingerprints and schema signatures are taken under search_path '' (tables.SETTINGS), whatever
+    ALTER DATABASE … SET search_path production has."""
     name = sample(clinic, fdw=False)
     pm = project(project_for, prod, local, sshd, name, local_user="postgres")
     sync.copy(pm, "production", "local", task="db.sync.from-production")

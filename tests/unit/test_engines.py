@@ -51,9 +51,3 @@ def test_config_asks_the_engine_what_it_requires(tmp_path):
         config.load({"environments": {"local": {"databases": {"x": {"engine": "mongo"}}}}}, tmp_path)
     with pytest.raises(ConfigError, match=r'engine: expected mongo or postgres, got "pg"'):
         config.load({"environments": {"local": {"databases": {"x": {"engine": "pg"}}}}}, tmp_path)
-
-
-def test_restore_base_optional_steps_do_nothing():
-    restore = base.Restore("host", "db")
-    assert (restore.finish(), restore.commit(), restore.abort()) == (None, None, None)
-    assert (restore.portable, restore.keep_privileges) == (True, False)

@@ -81,3 +81,18 @@ def test_cleanup_failure_does_not_skip_the_others(project):
         run.on_exit(lambda: done.append("first"))
         run.on_exit(lambda: 1 / 0)
     assert done == ["first"] and locks(project) == []
+
+
+def test_a_signal_during_a_critical_section_waits_for_its_end(project):
+    from tasks import critical
+
+    steps = []
+    with pytest.raises(Interrupted) as caught:
+        with Run(project, "t", ["local"]) as run:
+            run.proceed("t", [])
+            with critical.section():
+                os.kill(os.getpid(), signal.SIGTERM)
+                steps.append("second swap done")  # still runs: the signal waits
+            steps.append("never reached")
+    assert steps == ["second swap done"] and caught.value.signal == "SIGTERM"
+    assert audit.read(project.state_dir)[-1]["result"] == "interrupted"

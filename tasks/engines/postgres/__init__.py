@@ -4,7 +4,7 @@ This package satisfies the engine contract (engines/base.py) with the names belo
 the parts: client.py (quoting, psql), database.py (whole-database dump, atomic restore), archive.py
 (a custom-format archive's table of contents, read and rewritten as it streams), privileges.py (what
 a push keeps of the target's own), needs.py (roles and extensions a restore needs on the target),
-schema.py (the schema signature status shows), tables.py (tables, labels, fingerprints, counters),
+schema.py (the schema signature status shows), tables.py (tables, labels, fingerprints, snapshots),
 table_copy.py (resolve a name, a table's tree, replace tables in one transaction), clone.py
 (same-server clones for hotfix.*).
 """
@@ -19,7 +19,7 @@ from .table_copy import (ObjectReplace, TablesReplace, dump_object, dump_tables,
                          object_jobs,
                          explain_table_failure, object_label, object_parts, parse_name, qualified, resolve_object,
                          resolve_table, tree)
-from .tables import counters, fingerprint, label, reset_passwords, snapshot, tables  # noqa: F401
+from .tables import fingerprint, label, reset_passwords, snapshot, tables  # noqa: F401
 
 REQUIRED_KEYS = ("name", "user")
 OBJECT_WORD = "table"

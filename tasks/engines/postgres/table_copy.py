@@ -245,7 +245,11 @@ class _Session(End):
 
     def check(self):
         if self._rest:
-            self.proc.write(self._rest)
+            try:
+                self.proc.write(self._rest)
+            except OSError:
+                self.proc.check()  # psql is gone: its exit code and stderr say why
+                raise
             self._rest = b""
         seen = b""
         for chunk in iter(self.proc.read, b""):

@@ -1,4 +1,4 @@
-"""Tables: listing, the names they are shown and recorded under, fingerprints and change counters, and
+"""Tables: listing, the names they are shown and recorded under, fingerprints and snapshots, and
 the after-sync password reset. Copying tables is table_copy.py."""
 
 import re
@@ -123,18 +123,6 @@ def snapshot(host, db, only=None):
               if only is None or label(s, t) in only}
     return {"tables": content["tables"], "schema": schema,
             "sequences": {name: [value, owners.get(name)] for name, value in content["sequences"].items()}}
-
-
-COUNTERS_SQL = ("SELECT schemaname, relname, n_tup_ins + n_tup_upd + n_tup_del, n_live_tup "
-                "FROM pg_stat_user_tables ORDER BY 1, 2")
-
-
-def counters(host, db):
-    """Return {label: [changes, live rows]} from the statistics collector: a cheap change signal.
-
-    Rows inserted, updated or deleted since the database was created move `changes`; reading moves nothing.
-    """
-    return {label(s, t): [int(changes), int(live)] for s, t, changes, live in query(host, db, COUNTERS_SQL)}
 
 
 # --- after-sync password resets and grants ---------------------------------------------------------

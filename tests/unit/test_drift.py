@@ -1,0 +1,66 @@
+"""The three-way push's decisions and the exact drift guard, as pure logic over snapshots."""
+
+import pytest
+
+from tasks import drift
+from tasks.errors import GuardError
+
+
+def snap(tables, schema=None, sequences=None):
+    return {"tables": {k: list(v) for k, v in tables.items()},
+            "schema": schema if schema is not None else {k: "s1" for k in tables},
+            "sequences": sequences or {}}
+
+
+BASE = snap({"public.users": (3, "h1"), "public.orders": (5, "h2"), "public.logs": (9, "h3")})
+
+
+def test_ui_edit_is_kept_and_local_work_pushed():
+    prod_now = snap({"public.users": (3, "ui"), "public.orders": (5, "h2"), "public.logs": (9, "h3")})
+    local_now = snap({"public.users": (3, "h1"), "public.orders": (6, "local"), "public.logs": (9, "h3")})
+    plan = drift.plan_push(BASE, prod_now, BASE, local_now)
+    assert (plan.push, plan.keep, plan.conflicts, plan.blockers) == (["public.orders"], ["public.users"], [], [])
+
+
+def test_both_sides_changed_is_a_conflict_unless_they_now_agree():
+    prod_now = snap({"public.users": (4, "x"), "public.orders": (5, "h2"), "public.logs": (9, "h3")})
+    local_now = snap({"public.users": (4, "y"), "public.orders": (5, "h2"), "public.logs": (9, "h3")})
+    assert drift.plan_push(BASE, prod_now, BASE, local_now).conflicts == ["public.users"]
+    agreed = snap({"public.users": (4, "x"), "public.orders": (5, "h2"), "public.logs": (9, "h3")})
+    plan = drift.plan_push(BASE, prod_now, BASE, agreed)
+    assert plan.conflicts == [] and plan.push == []
+
+
+@pytest.mark.parametrize("local_now, prod_now, blocker", [
+    (snap({**BASE["tables"], "public.new": (0, "0")}), BASE, "public.new: new locally"),
+    (snap({k: v for k, v in BASE["tables"].items() if k != "public.logs"}), BASE, "public.logs: dropped locally"),
+    (snap(BASE["tables"], schema={**BASE["schema"], "public.users": "s2"}), BASE, "public.users: schema locally"),
+    (snap({**BASE["tables"], "public.orders": (6, "l")}), snap({k: v for k, v in BASE["tables"].items()
+                                                                if k != "public.orders"}),
+     "public.orders: changed locally, dropped in production"),
+])
+def test_what_cannot_go_table_by_table_is_a_blocker(local_now, prod_now, blocker):
+    plan = drift.plan_push(BASE, prod_now, BASE, local_now)
+    assert blocker in plan.blockers and not plan.push
+
+
+def test_a_sequence_move_is_its_tables_change():
+    base = snap({"public.users": (3, "h1")}, sequences={"public.users_id_seq": ["3", "public.users"]})
+    now = snap({"public.users": (3, "h1")}, sequences={"public.users_id_seq": ["4", "public.users"]})
+    assert drift.changes(base, now) == {"public.users": "sequence"}
+
+
+def test_without_a_content_hash_unchanged_cannot_be_proven():
+    base = snap({"users": (3, None)})
+    assert drift.changes(base, snap({"users": (3, None)})) == {"users": "rows"}
+
+
+def test_guard_refuses_names_what_changed_and_only_the_flag_overrides():
+    last = {"time": "t", "base": {"production": BASE}}
+    now = snap({"public.users": (2, "h9"), "public.orders": (5, "h2"), "public.logs": (9, "h3")})
+    with pytest.raises(GuardError, match=r"public.users \(rows: 3 → 2, contents changed\).*--overwrite-production"):
+        drift.guard(last, "production", now, False, "app")
+    assert drift.guard(last, "production", now, True, "app") == ["public.users"]
+    assert drift.guard(last, "production", now, False, "app", only={"public.orders"}) == []
+    with pytest.raises(GuardError, match="no exact record"):
+        drift.guard({"counters": {}}, "production", now, False, "app")  # written by an older prodmirror
