@@ -56,6 +56,38 @@ def test_create_idle_source_uses_template_and_starts_postgrest(prod, sshd, lm360
     assert hotfix.teardown(project) == [f"{lm360}_bugfix"]  # idempotent
 
 
+def test_each_run_is_one_ssh_connection_and_one_docker_channel(prod, sshd, lm360, standin, tmp_path, monkeypatch):
+    """Every remote step of a run, the Docker API included, goes over one SSH connection; docker-py keeps one
+    HTTP connection, so one `docker system dial-stdio` channel carries all its calls."""
+    import paramiko
+
+    from tasks import hosts
+
+    connections, commands = [], []
+    start_client, stream = paramiko.Transport.start_client, hosts.SSHHost.stream
+
+    def counted_start(transport, *args, **kwargs):
+        connections.append(transport)
+        return start_client(transport, *args, **kwargs)
+
+    def counted_stream(host, argv, env=None):
+        commands.append(" ".join(argv[:3]))
+        return stream(host, argv, env)
+
+    monkeypatch.setattr(paramiko.Transport, "start_client", counted_start)
+    monkeypatch.setattr(hosts.SSHHost, "stream", counted_stream)
+    project = project_for(tmp_path, prod, sshd, lm360, standin)
+    try:
+        for run in (lambda: hotfix.create(project), lambda: hotfix.status(project), lambda: hotfix.teardown(project)):
+            connections.clear()
+            commands.clear()
+            run()
+            assert len(connections) == 1
+            assert commands.count("docker system dial-stdio") == 1, commands
+    finally:
+        hotfix.teardown(project)
+
+
 def _get(url, attempts=50):
     for _ in range(attempts):
         try:
