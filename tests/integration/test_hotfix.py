@@ -88,6 +88,30 @@ def test_each_run_is_one_ssh_connection_and_one_docker_channel(prod, sshd, lm360
         hotfix.teardown(project)
 
 
+def test_the_kept_alive_docker_channel_outlives_limits_stall_when_idle(sshd, standin, tmp_path, monkeypatch):
+    """Between two API calls the channel is quiet while the flow clones (minutes): that is no frozen peer."""
+    import threading
+    import time as clock
+
+    from tasks.config.model import Limits, SSHTarget
+    from tasks.containers import Docker
+    from tasks.hosts import SSHHost
+
+    failures = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    host = SSHHost("production", SSHTarget(**sshd.target()), tmp_path / "known_hosts")
+    host.limits = Limits(stall=0.5)
+    docker = Docker(host)
+    try:
+        assert docker.client.ping()
+        clock.sleep(1.2)
+        assert docker.client.images.get(standin[0])
+    finally:
+        docker.close()
+        host.close()
+    assert failures == []
+
+
 def _get(url, attempts=50):
     for _ in range(attempts):
         try:
