@@ -53,21 +53,41 @@ def _merge_tree(host, repo, dep):
 
 
 def _pending(host, repo, tree, cfg, db_host, db, table):
-    """Return [(path, sql)] of the migration files in `tree` not yet recorded in `db`, in natural order.
+    """Return ([(path, sql)] of the migration files in `tree` not yet recorded in `db`, in natural order,
+    [lines naming those recorded with other contents]): an edited migration is never skipped as applied.
 
-    Raise ProdmirrorError naming the first that is not UTF-8 or would leave its transaction (migrations.check_file).
+    Raise ProdmirrorError naming the first pending one that is not UTF-8 or would leave its transaction
+    (migrations.check_file).
     """
     folder = cfg.migrations.dir.strip("/")
-    listing = host.run(["git", "-C", repo, "ls-tree", "-r", "--name-only", tree, "--", folder]).stdout.splitlines()
-    names = sorted((p for p in listing if fnmatch.fnmatch(posixpath.basename(p), cfg.migrations.pattern)),
+    listing = host.run(["git", "-C", repo, "ls-tree", "-r", "-z", "--name-only", tree, "--", folder]).stdout
+    names = sorted((p for p in listing.split("\0") if fnmatch.fnmatch(posixpath.basename(p), cfg.migrations.pattern)),
                    key=migrations.natural_key)
     done = migrations.applied(db_host, db, table)
-    pending = []
-    for path in (p for p in names if posixpath.basename(p) not in done):
-        sql = migrations.decode(path, host.run(["git", "-C", repo, "show", f"{tree}:{path}"], binary=True).stdout)
+    pending, edited = [], []
+    for path, data in _blobs(host, repo, tree, names).items():
+        sql = migrations.decode(path, data)
+        if posixpath.basename(path) in done:
+            edited.append(migrations.edited(posixpath.basename(path), sql, done, db))
+            continue
         migrations.check_file(path, sql)
         pending.append((path, sql))
-    return pending
+    return pending, [line for line in edited if line]
+
+
+def _blobs(host, repo, tree, paths):
+    """Given paths in a git tree, return {path: its bytes} in their order, read in one round trip (git cat-file)."""
+    if any("\n" in path for path in paths):
+        raise ProdmirrorError(f"{host.label}: a migration file name holds a line break; rename it")
+    request = "".join(f"{tree}:{path}\n" for path in paths)
+    out = host.run(["git", "-C", repo, "cat-file", "--batch"], input=request, binary=True).stdout if paths else b""
+    blobs, at = {}, 0
+    for path in paths:
+        header_end = out.index(b"\n", at)
+        size = int(out[at:header_end].split()[2])
+        blobs[path] = out[header_end + 1:header_end + 1 + size]
+        at = header_end + 1 + size + 1  # the content, then a line feed
+    return blobs
 
 
 def _record_merge(host, repo, dep, tree):
@@ -111,7 +131,7 @@ def deploy(project, dry_run=False, migrate_only=False, force=False, echo=False):
                 folder, src = _export(host, repo, tree, dep.source)
                 run.on_exit(lambda: host.run(["rm", "-rf", folder], check=False))
                 changes = _rsync(host, src, dep, dry_run=True)
-        pending = _pending(host, repo, tree, cfg, db_host, source, table) if tree else []
+        pending, edited = _pending(host, repo, tree, cfg, db_host, source, table) if tree else ([], [])
         steps = [f"back up {env.name} {source.name}"]
         if not migrate_only:
             steps.append(f"merge {dep.dev_branch} into {dep.branch} in {repo}: {len(ahead)} commit(s)"
@@ -120,14 +140,17 @@ def deploy(project, dry_run=False, migrate_only=False, force=False, echo=False):
                          + (f"{len(changes)} change(s): {', '.join(changes[:8])}{' …' if len(changes) > 8 else ''}"
                             if changes else "nothing to change"))
         steps.append(f"apply {len(pending)} pending migration(s) to {source.name} in order, each in one transaction: "
-                     f"{', '.join(p for p, _ in pending) or 'none'}")
+                     f"{', '.join(p for p, _ in pending) or 'none'}" + "".join(f"; REFUSING: {line}" for line in edited))
         steps.append(f"reload PostgREST's schema cache: NOTIFY pgrst, 'reload schema' on {source.name}")
-        summary = {"commits": ahead, "conflicts": conflicts, "changes": changes, "pending": [p for p, _ in pending]}
+        summary = {"commits": ahead, "conflicts": conflicts, "changes": changes, "pending": [p for p, _ in pending],
+                   "edited": edited}
         if not run.proceed("hotfix.deploy" + (" --migrate-only" if migrate_only else ""), steps):
             return summary
         if conflicts:
             raise ProdmirrorError(f"merging {dep.dev_branch} into {dep.branch} conflicts in "
                                   f"{', '.join(conflicts)}; nothing was changed")
+        if edited:
+            raise ProdmirrorError(edited[0])
         guard.confirm(env, "hotfix.deploy", force)
         rec = run.record
         taken = backup_store.take(project, run.hosts, env.name, [source], reason="before hotfix.deploy")

@@ -198,11 +198,15 @@ def migrate(project, file, dry_run=False, echo=False):
         plan = []
         for db in targets:
             done = migrations.applied(host, db, table)
-            plan.append((db, done, "already applied" if path.name in done else "apply"))
-        if not run.proceed(f"hotfix.migrate {path.name}", [f"{db.name}: {what}" for db, _, what in plan]):
-            return {db.name: what for db, _, what in plan}
+            stale = migrations.edited(path.name, sql, done, db)  # "already applied" only when the checksum matches
+            plan.append((db, done, stale, stale or ("already applied" if path.name in done else "apply")))
+        if not run.proceed(f"hotfix.migrate {path.name}", [f"{db.name}: {what}" for db, _, _, what in plan]):
+            return {db.name: what for db, _, _, what in plan}
+        stale = [stale for _, _, stale, _ in plan if stale]
+        if stale:  # before any database changes: an edited file stops them all
+            raise ProdmirrorError(stale[0])
         results = {}
-        for db, done, _ in plan:
+        for db, done, _, _ in plan:
             results[db.name] = migrations.apply(host, db, path.name, sql, table, done)
             say(f"{db.name}: {path.name} {results[db.name]}")
         run.record["results"] = results

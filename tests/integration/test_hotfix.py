@@ -2,6 +2,7 @@
 SSH, PostgREST (a stand-in) on production's Docker through that SSH connection, migrations, the deploy."""
 
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -187,6 +188,15 @@ def test_migrate_applies_once_to_bugfix_and_dev(prod, sshd, lm360, tmp_path):
     with pytest.raises(ProdmirrorError, match="v3.sql failed on .* rolled back: .*division by zero"):
         hotfix.migrate(project, str(bad))
     assert prod.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'x'", db=f"{lm360}_bugfix").strip() == "0"
+    good.write_text("ALTER TABLE custodian.custodians ADD COLUMN note text NOT NULL DEFAULT '';\n")  # edited after
+    line = f"migrate_custodian_v2.sql was applied to {lm360}_bugfix with other contents (sha256 "
+    plan = hotfix.migrate(project, str(good), dry_run=True)
+    assert plan[f"{lm360}_bugfix"].startswith(line) and plan[f"{lm360}_bugfix"].endswith("write a new migration file")
+    assert plan[f"{lm360}_dev"].startswith(line.replace("_bugfix", "_dev"))
+    with pytest.raises(ProdmirrorError, match=f"^{re.escape(line)}"):
+        hotfix.migrate(project, str(good))
+    assert prod.psql("SELECT is_nullable FROM information_schema.columns WHERE column_name = 'note'",
+                     db=f"{lm360}_bugfix").strip() == "YES"
     own = tmp_path / "migrate_v4.sql"
     own.write_text("BEGIN;\nSELECT 1;\nCOMMIT;\n")
     with pytest.raises(ProdmirrorError, match="migrate_v4.sql: line 1: BEGIN ends or opens a transaction"):
@@ -195,22 +205,31 @@ def test_migrate_applies_once_to_bugfix_and_dev(prod, sshd, lm360, tmp_path):
 
 # --- deploy -------------------------------------------------------------------------------------------
 
+V1 = "CREATE TABLE activity.applied_v1 (x int);\n"  # migrate_v1.sql of the served repo
+
+
+def _record(prod, project, lm360, name, sql):
+    """Record migration `name` as applied to production's lm360 with the checksum of `sql`."""
+    migrations.ensure_table(*_db(project, lm360), "prodmirror_migrations")
+    prod.psql(f"INSERT INTO prodmirror_migrations (name, sha256) VALUES ('{name}', '{migrations.checksum(sql)}')",
+              db=lm360)
+
+
 def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, tmp_path, monkeypatch):
     import psycopg
 
     repo, target = served
     deploy_cfg = {"repo": repo, "target": target, "branch": "master", "dev_branch": "dev", "exclude": [".git", "migrations"]}
     project = project_for(tmp_path, prod, sshd, lm360, deploy=deploy_cfg)
-    prod.psql("CREATE TABLE activity.applied_v1 (x int)", db=lm360)  # v1 is already in production…
-    migrations.ensure_table(*_db(project, lm360), "prodmirror_migrations")
-    prod.psql("INSERT INTO prodmirror_migrations (name, sha256) VALUES ('migrate_v1.sql', 'recorded')", db=lm360)
+    prod.psql(V1, db=lm360)  # v1 is already in production…
+    _record(prod, project, lm360, "migrate_v1.sql", V1)
     before = (table_digests(prod, lm360), snapshot_files(target), git(repo, "rev-parse", "master", "dev"))
 
     plan = deploy.deploy(project, dry_run=True)
     from tasks import audit
 
     assert [(r["task"], r["result"]) for r in audit.read(project.state_dir)] == [("hotfix.deploy", "dry-run")]
-    assert plan["pending"] == ["migrations/migrate_v2.sql", "migrations/migrate_v10.sql"]
+    assert plan["pending"] == ["migrations/migrate_v2.sql", "migrations/migrate_v10.sql"] and plan["edited"] == []
     assert len(plan["commits"]) == 1 and plan["conflicts"] == []
     assert "index.html" in " ".join(plan["changes"]) and any("old.js" in c for c in plan["changes"])
     assert (table_digests(prod, lm360), snapshot_files(target), git(repo, "rev-parse", "master", "dev")) == before
@@ -254,6 +273,29 @@ def test_deploy_stops_at_the_first_failing_migration(prod, sshd, lm360, served, 
     recorded = prod.psql("SELECT name FROM prodmirror_migrations ORDER BY name", db=lm360).split()
     assert recorded == ["migrate_v1.sql", "migrate_v2.sql"]  # before the failure: applied and recorded
     assert prod.psql("SELECT to_regclass('activity.applied_v4') IS NULL", db=lm360).strip() == "t"
+
+
+def test_deploy_refuses_a_migration_edited_after_it_was_applied(prod, sshd, lm360, served, tmp_path, monkeypatch,
+                                                                capfd):
+    repo, target = served
+    project = project_for(tmp_path, prod, sshd, lm360, deploy={"repo": repo, "target": target})
+    _record(prod, project, lm360, "migrate_v1.sql", "CREATE TABLE activity.applied_v1 (x text);\n")  # v1 as it was
+    refs, files = git(repo, "rev-parse", "master", "dev"), snapshot_files(target)
+    line = (f"migrate_v1.sql was applied to {lm360} with other contents (sha256 "
+            f"{migrations.checksum('CREATE TABLE activity.applied_v1 (x text);' + chr(10))[:12]}… recorded, "
+            f"{migrations.checksum(V1)[:12]}… now); write a new migration file")
+    for migrate_only in (False, True):
+        plan = deploy.deploy(project, dry_run=True, migrate_only=migrate_only)
+        assert plan["edited"] == [line] and "migrations/migrate_v1.sql" not in plan["pending"]
+        assert f"REFUSING: {line}" in capfd.readouterr().err
+    monkeypatch.setenv("FORCE", "true")
+    for migrate_only in (False, True):
+        with pytest.raises(ProdmirrorError) as refused:
+            deploy.deploy(project, migrate_only=migrate_only)
+        assert str(refused.value) == line
+    assert git(repo, "rev-parse", "master", "dev") == refs and snapshot_files(target) == files
+    assert prod.psql("SELECT to_regclass('activity.applied_v2') IS NULL", db=lm360).strip() == "t"
+    assert not project.backups.dir.exists() or not any(project.backups.dir.iterdir())  # not even a backup
 
 
 def test_deploy_refuses_a_conflicting_merge(prod, sshd, lm360, served, tmp_path, monkeypatch):
