@@ -13,13 +13,16 @@ from ..ui import say
 from .hotfix import settings, source_of
 from .run import Run
 
-EXPORT = 'd=$(mktemp -d) && git -C "$1" archive "$2" "$3" | tar -x -C "$d" && echo "$d"'
+# The tree goes one level below mktemp's folder, into one made with the umask like every folder tar makes:
+# rsync -a gives the target the mode of the source's top, and mktemp's 0700 would close the served folder.
+EXPORT = 'd=$(mktemp -d) && mkdir "$d/tree" && git -C "$1" archive "$2" "$3" | tar -x -C "$d/tree" && echo "$d"'
 
 
 def _export(host, repo, tree, subdir):
-    """Export `subdir` of a git tree into a fresh temporary folder on the host; return the folder holding it."""
+    """Export `subdir` of a git tree into a fresh temporary folder on the host; return (that folder, the
+    exported subdir in it)."""
     folder = host.run(["sh", "-c", EXPORT, "sh", repo, tree, subdir]).stdout.strip()
-    return folder, posixpath.normpath(posixpath.join(folder, subdir))
+    return folder, posixpath.normpath(posixpath.join(folder, "tree", subdir))
 
 
 def _rsync(host, src, dep, dry_run):

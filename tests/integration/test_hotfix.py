@@ -224,6 +224,7 @@ def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, 
     prod.psql(V1, db=lm360)  # v1 is already in production…
     _record(prod, project, lm360, "migrate_v1.sql", V1)
     before = (table_digests(prod, lm360), snapshot_files(target), git(repo, "rev-parse", "master", "dev"))
+    mode = os.stat(target).st_mode
 
     plan = deploy.deploy(project, dry_run=True)
     from tasks import audit
@@ -242,6 +243,7 @@ def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, 
     assert prod.psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'applied_v2' ORDER BY 1",
                      db=lm360).split() == ["x", "y"]
     assert snapshot_files(target) == {"index.html": "v2 with the fix\n"}
+    assert os.stat(target).st_mode == mode  # the served folder stays open to the web server
     assert git(repo, "merge-base", "--is-ancestor", "dev", "master") == ""  # dev is merged into master
     assert git(repo, "symbolic-ref", "--short", "HEAD") == "dev"  # the dev checkout was not disturbed
     assert [n.payload for n in listener.notifies(timeout=2, stop_after=1)] == ["reload schema"]
