@@ -26,7 +26,7 @@ def _export(host, repo, tree, subdir):
 
 
 def _rsync(host, src, dep, dry_run):
-    """rsync src/ onto the target (with --delete and the excludes); return the itemized changes."""
+    """rsync src/ onto the target (with --delete and the excludes); return {added, changed, deleted: [paths]}."""
     argv = ["rsync", "-a", "--delete", "--itemize-changes", *[f"--exclude={e}" for e in dep.exclude],
             *(["--dry-run"] if dry_run else []), src.rstrip("/") + "/", dep.target.rstrip("/") + "/"]
     try:
@@ -35,13 +35,31 @@ def _rsync(host, src, dep, dry_run):
         if exc.code == 127:
             raise ProdmirrorError(f"{host.label}: rsync is not installed there") from None
         raise
-    return [line.split(" ", 1)[1] for line in out.splitlines() if " " in line and not line.startswith(".d..t")]
+    changes = {"added": [], "changed": [], "deleted": []}
+    for line in out.splitlines():
+        item, path = line[:11], line[12:]  # "%i %n%L": 11 letters (YXcstpoguax), a space, the path
+        if not path or (item[1:2] == "d" and not set(item[2:]) - set(".tT")):
+            continue  # a folder whose times alone change is no change of what is served
+        kind = "deleted" if item.startswith("*deleting") else "added" if item[2:] == "+" * 9 else "changed"
+        changes[kind].append(path)
+    return changes
+
+
+def _describe(changes):
+    """Given {added, changed, deleted: [paths]}, return 'added: a.html, b.js; changed: index.html; deleted: old.css'."""
+    return "; ".join(f"{kind}: {', '.join(paths)}" for kind, paths in changes.items() if paths) or "nothing to change"
+
+
+def _commits(ahead):
+    """Given commits ('a1b2c3d subject'), return them as the plan's continuation lines, one a line."""
+    return "".join(f"\n       {commit}" for commit in ahead)
 
 
 def _merge_tree(host, repo, dep):
-    """Return (tree id or None, conflicted paths, commits dev has that the branch lacks) without changing anything."""
+    """Return (tree id or None, conflicted paths, commits dev has that the branch lacks as 'a1b2c3d subject')
+    without changing anything."""
     git = ["git", "-C", repo]
-    ahead = host.run(git + ["log", "--oneline", f"{dep.branch}..{dep.dev_branch}"]).stdout.splitlines()
+    ahead = host.run(git + ["log", "--format=%h %s", f"{dep.branch}..{dep.dev_branch}"]).stdout.splitlines()
     res = host.run(git + ["merge-tree", "--write-tree", "--name-only", dep.branch, dep.dev_branch], check=False)
     if res.code not in (0, 1):
         raise ProdmirrorError(f"git on {host.label} cannot compute the merge: {last_line(res.stderr)} (needs git 2.38+)")
@@ -126,10 +144,10 @@ def deploy(project, dry_run=False, migrate_only=False, force=False, echo=False):
     with Run(project, "hotfix.deploy", [env.name], dry_run=dry_run, echo=echo, migrate_only=migrate_only) as run:
         host, db_host, repo = run.hosts.for_env(env), run.hosts.for_db(source), dep.repo
         if migrate_only:
-            tree, conflicts, ahead, changes = dep.branch, [], [], []
+            tree, conflicts, ahead, changes = dep.branch, [], [], {}
         else:
             tree, conflicts, ahead = _merge_tree(host, repo, dep)
-            changes = []
+            changes = {}
             if tree:
                 folder, src = _export(host, repo, tree, dep.source)
                 run.on_exit(lambda: host.run(["rm", "-rf", folder], check=False))
@@ -138,10 +156,10 @@ def deploy(project, dry_run=False, migrate_only=False, force=False, echo=False):
         steps = [f"back up {env.name} {source.name}"]
         if not migrate_only:
             steps.append(f"merge {dep.dev_branch} into {dep.branch} in {repo}: {len(ahead)} commit(s)"
-                         + (f"; CONFLICTS in {', '.join(conflicts)}: refusing" if conflicts else ", merges cleanly"))
+                         + (f"; CONFLICTS in {', '.join(conflicts)}: refusing" if conflicts else ", merges cleanly")
+                         + _commits(ahead))
             steps.append(f"sync {dep.source} → {dep.target} (excluding {', '.join(dep.exclude) or 'nothing'}): "
-                         + (f"{len(changes)} change(s): {', '.join(changes[:8])}{' …' if len(changes) > 8 else ''}"
-                            if changes else "nothing to change"))
+                         + _describe(changes))
         steps.append(f"apply {len(pending)} pending migration(s) to {source.name} in order, each in one transaction: "
                      f"{', '.join(p for p, _ in pending) or 'none'}" + "".join(f"; REFUSING: {line}" for line in edited))
         steps.append(f"reload PostgREST's schema cache: NOTIFY pgrst, 'reload schema' on {source.name}")
@@ -162,9 +180,10 @@ def deploy(project, dry_run=False, migrate_only=False, force=False, echo=False):
         if not migrate_only:
             if ahead:
                 _record_merge(host, repo, dep, tree)
-            _rsync(host, src, dep, dry_run=False)
-            rec.update(merged=len(ahead), synced=len(changes))
-            say(f"{dep.branch}: {len(ahead)} commit(s) merged; {len(changes)} change(s) synced to {dep.target}")
+            say(f"{dep.branch}: {len(ahead)} commit(s) merged" + _commits(ahead))
+            synced = _rsync(host, src, dep, dry_run=False)
+            rec.update(merged=ahead, synced={kind: len(paths) for kind, paths in synced.items()})
+            say(f"{dep.target}: {_describe(synced)}")
         rec["migrations"] = []
         for path, sql in pending:
             result = migrations.apply(db_host, source, posixpath.basename(path), sql, table)

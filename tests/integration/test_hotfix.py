@@ -215,10 +215,16 @@ def _record(prod, project, lm360, name, sql):
               db=lm360)
 
 
-def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, tmp_path, monkeypatch):
+def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, tmp_path, monkeypatch, capfd):
     import psycopg
 
     repo, target = served
+    with open(os.path.join(repo, "app.js"), "w") as f:
+        f.write("new in the fix\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "app.js for the fix")
+    subprocess.run(["chown", "-R", f"{sshd.uid}:{sshd.gid}", repo], check=True)
+    commits = git(repo, "log", "--format=%h %s", "master..dev").splitlines()
     deploy_cfg = {"repo": repo, "target": target, "branch": "master", "dev_branch": "dev", "exclude": [".git", "migrations"]}
     project = project_for(tmp_path, prod, sshd, lm360, deploy=deploy_cfg)
     prod.psql(V1, db=lm360)  # v1 is already in production…
@@ -231,18 +237,26 @@ def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, 
 
     assert [(r["task"], r["result"]) for r in audit.read(project.state_dir)] == [("hotfix.deploy", "dry-run")]
     assert plan["pending"] == ["migrations/migrate_v2.sql", "migrations/migrate_v10.sql"] and plan["edited"] == []
-    assert len(plan["commits"]) == 1 and plan["conflicts"] == []
-    assert "index.html" in " ".join(plan["changes"]) and any("old.js" in c for c in plan["changes"])
+    assert plan["commits"] == commits and [c.split()[1:] for c in commits] == [["app.js", "for", "the", "fix"],
+                                                                              ["fix:", "the", "bug"]]
+    assert plan["conflicts"] == []
+    assert plan["changes"] == {"added": ["app.js"], "changed": ["index.html"], "deleted": ["old.js"]}
+    said = capfd.readouterr().err
+    assert "".join(f"\n       {c}" for c in commits) in said  # every commit, hash and subject
+    assert "added: app.js; changed: index.html; deleted: old.js" in said
     assert (table_digests(prod, lm360), snapshot_files(target), git(repo, "rev-parse", "master", "dev")) == before
 
     listener = psycopg.connect(f"host=127.0.0.1 port={prod.port} user=postgres dbname={lm360}", autocommit=True)
     listener.execute("LISTEN pgrst")
     monkeypatch.setenv("FORCE", "true")
     rec = deploy.deploy(project)
+    said = capfd.readouterr().err
+    assert f"{target}: added: app.js; changed: index.html; deleted: old.js" in said  # the real deploy says the same
+    assert "".join(f"\n       {c}" for c in commits) in said and rec["merged"] == commits
     assert rec["migrations"] == ["migrations/migrate_v2.sql", "migrations/migrate_v10.sql"]
     assert prod.psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'applied_v2' ORDER BY 1",
                      db=lm360).split() == ["x", "y"]
-    assert snapshot_files(target) == {"index.html": "v2 with the fix\n"}
+    assert snapshot_files(target) == {"index.html": "v2 with the fix\n", "app.js": "new in the fix\n"}
     assert os.stat(target).st_mode == mode  # the served folder stays open to the web server
     assert git(repo, "merge-base", "--is-ancestor", "dev", "master") == ""  # dev is merged into master
     assert git(repo, "symbolic-ref", "--short", "HEAD") == "dev"  # the dev checkout was not disturbed
