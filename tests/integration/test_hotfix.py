@@ -50,6 +50,10 @@ def test_create_idle_source_uses_template_and_starts_postgrest(prod, sshd, lm360
         assert "hub,expense,sales,custodian,activity" in body
         out = capfd.readouterr()
         assert "s3cret" not in out.out + out.err and "https://bugfix.example.com/db" in out.err
+        # ttl: 24h is 24h everywhere: the plan, the state, the container's label, the status
+        assert "expires in 24h" in out.err and hotfix.read_state(project)[clone]["ttl"] == "24h"
+        assert box.labels["prodmirror.ttl"] == "24h"
+        assert [r["ttl"] for r in hotfix.status(project) if r["name"] == clone] == ["24h"]
     finally:
         hotfix.teardown(project)
     assert not docker.from_env().containers.list(all=True, filters={"name": project.hotfix.postgrest.name})
@@ -132,15 +136,21 @@ def test_hotfix_dry_runs_change_nothing_and_leave_one_audit_line_each(prod, sshd
     assert [(r["task"], r["result"]) for r in audit.read(project.state_dir)] == [("hotfix.create", "dry-run")]
 
 
+def _hold_session(prod, db):
+    """Start a session on `db` that stays (a psql sleeping two minutes), and return its process once it is there."""
+    held = subprocess.Popen([f"{prod.bin}/psql", "-X", "-h", "127.0.0.1", "-p", str(prod.port), "-U", "postgres",
+                             "-d", db, "-c", "SELECT pg_sleep(120)"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(50):
+        if prod.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}'").strip() != "0":
+            break
+        time.sleep(0.1)
+    return held
+
+
 def test_create_with_a_session_held_clones_online_and_keeps_it(prod, sshd, lm360, tmp_path):
     project = project_for(tmp_path, prod, sshd, lm360)
-    held = subprocess.Popen([f"{prod.bin}/psql", "-X", "-h", "127.0.0.1", "-p", str(prod.port), "-U", "postgres",
-                             "-d", lm360, "-c", "SELECT pg_sleep(120)"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    held = _hold_session(prod, lm360)
     try:
-        for _ in range(50):
-            if prod.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{lm360}'").strip() != "0":
-                break
-            time.sleep(0.1)
         rec = hotfix.create(project)
         assert rec["strategy"] == "dump"
         assert held.poll() is None  # the production session survived
@@ -155,6 +165,9 @@ def test_create_with_a_session_held_clones_online_and_keeps_it(prod, sshd, lm360
         assert held.poll() is None
         assert hotfix.create(project, replace=True, strategy="template", terminate=True)["strategy"] == "template"
         assert held.wait(timeout=10) != 0  # --terminate, and only --terminate, ends production sessions
+        held = _hold_session(prod, lm360)
+        assert hotfix.create(project, replace=True, terminate=True)["strategy"] == "template"  # auto + --terminate
+        assert held.wait(timeout=10) != 0
     finally:
         held.kill()
 
