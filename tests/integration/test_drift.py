@@ -119,14 +119,30 @@ def test_a_conflict_is_refused_then_overwritten_only_on_the_explicit_flag(prod, 
                                                                                                     "local"]
 
 
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""  # it ended meanwhile
+
+
 def test_a_push_is_all_or_nothing(prod, local, sshd, dbname, synced, mocker):
     local.psql("UPDATE users SET name = 'local' WHERE id = 8; UPDATE billing.invoices SET note = 'n' WHERE id = 2; "
                "INSERT INTO public.events SELECT now(), jsonb_build_object('pad', md5(g::text)) "
                "FROM generate_series(1, 100000) g", db=dbname, user="spmo_admin")
     before = table_digests(prod, dbname)
 
-    def kill_production_psql():
+    def this_tests_psql():
         pids = subprocess.run(["pgrep", "-u", str(sshd.uid), "-x", "psql"], capture_output=True, text=True).stdout.split()
+        return [pid for pid in pids if dbname in _cmdline(pid)]  # other runs may use the same SSH user
+
+    def kill_production_psql():
+        # The first chunk can be in the SSH channel before psql runs there: wait for it (the transfer waits on this call)
+        deadline = time.monotonic() + 10
+        while not this_tests_psql() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = this_tests_psql()
         for pid in pids:
             os.kill(int(pid), 9)
         return pids
