@@ -61,9 +61,10 @@ def test_create_idle_source_uses_template_and_starts_postgrest(prod, sshd, lm360
     assert hotfix.teardown(project) == [f"{lm360}_bugfix"]  # idempotent
 
 
-def test_each_run_is_one_ssh_connection_and_one_docker_channel(prod, sshd, lm360, standin, tmp_path, monkeypatch):
-    """Every remote step of a run, the Docker API included, goes over one SSH connection; docker-py keeps one
-    HTTP connection, so one `docker system dial-stdio` channel carries all its calls."""
+@pytest.fixture
+def remote(monkeypatch):
+    """Count what runs reach production: SSH connections (paramiko transports started) and commands (the first
+    words of each channel's argv). Returns (connections, commands), lists a test may clear between runs."""
     import paramiko
 
     from tasks import hosts
@@ -81,6 +82,13 @@ def test_each_run_is_one_ssh_connection_and_one_docker_channel(prod, sshd, lm360
 
     monkeypatch.setattr(paramiko.Transport, "start_client", counted_start)
     monkeypatch.setattr(hosts.SSHHost, "stream", counted_stream)
+    return connections, commands
+
+
+def test_each_run_is_one_ssh_connection_and_one_docker_channel(prod, sshd, lm360, standin, tmp_path, remote):
+    """Every remote step of a run, the Docker API included, goes over one SSH connection; docker-py keeps one
+    HTTP connection, so one `docker system dial-stdio` channel carries all its calls."""
+    connections, commands = remote
     project = project_for(tmp_path, prod, sshd, lm360, standin)
     try:
         for run in (lambda: hotfix.create(project), lambda: hotfix.status(project), lambda: hotfix.teardown(project)):
@@ -221,6 +229,16 @@ def test_migrate_applies_once_to_bugfix_and_dev(prod, sshd, lm360, tmp_path):
 V1 = "CREATE TABLE activity.applied_v1 (x int);\n"  # migrate_v1.sql of the served repo
 
 
+def _commit(repo, sshd, message, files):
+    """Commit {path: text} on the served repo's checked-out branch (dev), which stays the SSH user's."""
+    for path, text in files.items():
+        with open(os.path.join(repo, path), "w") as f:
+            f.write(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+    subprocess.run(["chown", "-R", f"{sshd.uid}:{sshd.gid}", repo], check=True)
+
+
 def _record(prod, project, lm360, name, sql):
     """Record migration `name` as applied to production's lm360 with the checksum of `sql`."""
     migrations.ensure_table(*_db(project, lm360), "prodmirror_migrations")
@@ -228,15 +246,11 @@ def _record(prod, project, lm360, name, sql):
               db=lm360)
 
 
-def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, tmp_path, monkeypatch, capfd):
+def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, tmp_path, monkeypatch, capfd, remote):
     import psycopg
 
     repo, target = served
-    with open(os.path.join(repo, "app.js"), "w") as f:
-        f.write("new in the fix\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "app.js for the fix")
-    subprocess.run(["chown", "-R", f"{sshd.uid}:{sshd.gid}", repo], check=True)
+    _commit(repo, sshd, "app.js for the fix", {"app.js": "new in the fix\n"})
     commits = git(repo, "log", "--format=%h %s", "master..dev").splitlines()
     deploy_cfg = {"repo": repo, "target": target, "branch": "master", "dev_branch": "dev", "exclude": [".git", "migrations"]}
     project = project_for(tmp_path, prod, sshd, lm360, deploy=deploy_cfg)
@@ -262,7 +276,9 @@ def test_deploy_dry_run_changes_nothing_then_deploys(prod, sshd, lm360, served, 
     listener = psycopg.connect(f"host=127.0.0.1 port={prod.port} user=postgres dbname={lm360}", autocommit=True)
     listener.execute("LISTEN pgrst")
     monkeypatch.setenv("FORCE", "true")
+    remote[0].clear()
     rec = deploy.deploy(project)
+    assert len(remote[0]) == 1  # git, rsync, the backup's pg_dump and every psql: one SSH connection
     said = capfd.readouterr().err
     assert f"{target}: added: app.js; changed: index.html; deleted: old.js" in said  # the real deploy says the same
     assert "".join(f"\n       {c}" for c in commits) in said and rec["merged"] == commits
@@ -287,13 +303,8 @@ def _db(project, name):
 
 def test_deploy_stops_at_the_first_failing_migration(prod, sshd, lm360, served, tmp_path, monkeypatch):
     repo, target = served
-    with open(os.path.join(repo, "migrations", "migrate_v3.sql"), "w") as f:
-        f.write("SELECT * FROM activity.no_such_table;\n")
-    with open(os.path.join(repo, "migrations", "migrate_v4.sql"), "w") as f:
-        f.write("CREATE TABLE activity.applied_v4 (x int);\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "more")
-    subprocess.run(["chown", "-R", f"{sshd.uid}:{sshd.gid}", repo], check=True)
+    _commit(repo, sshd, "more", {"migrations/migrate_v3.sql": "SELECT * FROM activity.no_such_table;\n",
+                                 "migrations/migrate_v4.sql": "CREATE TABLE activity.applied_v4 (x int);\n"})
     deploy_cfg = {"repo": repo, "target": target, "exclude": [".git"]}
     project = project_for(tmp_path, prod, sshd, lm360, deploy=deploy_cfg)
     monkeypatch.setenv("FORCE", "true")

@@ -6,11 +6,11 @@ interpreter, through invoke's own Program, as `inv` runs."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import cli_project
+
 HEAVY = ("fabric", "paramiko", "docker", "rich", "requests", "psycopg", "pymongo", "bcrypt")
 DRIVER = """
 import json, sys, types
@@ -19,21 +19,13 @@ program.run(["inv", *sys.argv[1:]], exit=False)
 loaded = sorted(name for name, module in sys.modules.items() if type(module) is types.ModuleType)
 print(json.dumps(loaded), file=sys.stderr)
 """
-CONFIG = """\
-environments:
-  production:
-    ssh: {host: 127.0.0.1, port: 9, user: nobody}
-    databases: {lm360: {engine: postgres, name: lm360_prod, user: spmo_admin}}
-hotfix: {database: lm360, ttl: 24h}
-"""
+CONFIG = {"environments": {"production": {"ssh": {"host": "127.0.0.1", "port": 9, "user": "nobody"}, "databases": {
+    "lm360": {"engine": "postgres", "name": "lm360_prod", "user": "spmo_admin"}}}}, "hotfix": {"database": "lm360"}}
 
 
 @pytest.fixture
 def repo(tmp_path):
-    (tmp_path / "tasks.py").symlink_to(ROOT / "tasks.py")
-    (tmp_path / "tasks").symlink_to(ROOT / "tasks")
-    (tmp_path / "invoke.yaml").write_text(CONFIG)
-    return tmp_path
+    return cli_project(tmp_path, CONFIG)
 
 
 def loaded_by(repo, *args):
