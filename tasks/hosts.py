@@ -111,7 +111,8 @@ class SSHHost(Host):
         client.set_missing_host_key_policy(TrustOnFirstUse(self.label, self.known_hosts))
         where = f"{self.label}: {self.target}"
         try:
-            self.conn.connect_kwargs["sock"] = self._socket()
+            if not self.conn.gateway:  # a ProxyJump/ProxyCommand of the SSH config brings its own socket
+                self.conn.connect_kwargs["sock"] = self._socket()
             self.conn.open()
         except paramiko.BadHostKeyException as exc:
             raise HostError(
