@@ -3,7 +3,8 @@
 For an SSH environment the SDK talks to the remote daemon through prodmirror's own SSH connection:
 a private unix socket on this machine relays each connection to `docker system dial-stdio` run on
 the host (what docker-py's `ssh://` does with the ssh binary), so the configured key and the
-project's known_hosts apply and nothing else needs setting up.
+project's known_hosts apply and nothing else needs setting up. The client keeps one HTTP connection
+for the whole run, so a run opens one dial-stdio channel, not one per API path.
 """
 
 import os
@@ -63,7 +64,7 @@ class DialStdioRelay:
 
         threading.Thread(target=upstream, daemon=True).start()
         try:
-            for data in iter(proc.read, b""):
+            for data in iter(lambda: _read_idle(proc), b""):
                 conn.sendall(data)
         except OSError:
             pass  # the client went away
@@ -81,6 +82,18 @@ class DialStdioRelay:
             os.rmdir(self.dir)
         except OSError:
             pass
+
+
+def _read_idle(proc):
+    """Return the next bytes from dial-stdio, however long that takes. The connection is kept alive between
+    API calls, and is quiet while the flow works elsewhere (a clone takes minutes): that is no frozen peer.
+    A call the daemon never answers is bounded by the client's own timeout, and the run's end closes the
+    channel, which ends this read."""
+    while True:
+        try:
+            return proc.read()
+        except HostError:  # limits.stall passed without a byte
+            continue
 
 
 def _hang_up(conn):
@@ -101,16 +114,17 @@ class Docker:
 
     def __init__(self, host):
         import docker
+        import requests
 
         self.relay = None
         try:
             if isinstance(host, LocalHost):
                 self.client = docker.from_env(timeout=60)
+                self.client.ping()
             else:
                 self.relay = DialStdioRelay(host)
-                self.client = docker.DockerClient(base_url=f"unix://{self.relay.path}", timeout=60)
-            self.client.ping()
-        except docker.errors.DockerException as exc:
+                self.client = _one_connection_client(self.relay.path, timeout=60)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             failure = self.relay and self.relay.failure
             self.close()
             if failure:
@@ -122,6 +136,28 @@ class Docker:
             self.client.close()
         if self.relay:
             self.relay.close()
+
+
+def _one_connection_client(path, timeout):
+    """Given the relay's socket, return a DockerClient whose every call shares one kept-alive connection.
+
+    docker-py keeps a connection pool per request URL (…/images/NAME/json, …/containers/NAME/json…), so each
+    new path would open another connection, and through the relay another `docker system dial-stdio` over
+    SSH. Here one pool of one connection serves every path. The daemon's API version is asked through it
+    too (docker-py's own "auto" would ask through a pool of its own), which also checks that it answers."""
+    import docker
+    from docker.transport import UnixHTTPAdapter
+
+    class OnePool(UnixHTTPAdapter):
+        def get_connection(self, url, proxies=None):
+            return super().get_connection("http+docker://localhost", proxies)
+
+    url, adapter = f"unix://{path}", OnePool(f"http+unix://{path}", timeout, pool_connections=1, max_pool_size=1)
+    probe = docker.APIClient(base_url=url, version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=timeout)
+    probe.mount("http+docker://", adapter)
+    client = docker.DockerClient(base_url=url, version=probe.version(api_version=False)["ApiVersion"], timeout=timeout)
+    client.api.mount("http+docker://", adapter)
+    return client
 
 
 def _short(exc):

@@ -111,6 +111,8 @@ class SSHHost(Host):
         client.set_missing_host_key_policy(TrustOnFirstUse(self.label, self.known_hosts))
         where = f"{self.label}: {self.target}"
         try:
+            if not self.conn.gateway:  # a ProxyJump/ProxyCommand of the SSH config brings its own socket
+                self.conn.connect_kwargs["sock"] = self._socket()
             self.conn.open()
         except paramiko.BadHostKeyException as exc:
             raise HostError(
@@ -122,12 +124,23 @@ class SSHHost(Host):
             raise HostError(f"{where}: no answer within {self.conn.connect_timeout}s") from None
         except (OSError, paramiko.SSHException) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            if isinstance(exc, ConnectionRefusedError):
                 reason = "connection refused"
             raise HostError(f"{where}: cannot connect: {reason}") from None
-        # Small command round trips otherwise wait ~40 ms each on Nagle + delayed ACK (OpenSSH sets it too).
-        self.conn.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        finally:
+            sock = self.conn.connect_kwargs.pop("sock", None)
+            if sock and not self.conn.is_connected:
+                sock.close()
         return self.conn.transport
+
+    def _socket(self):
+        """Return a TCP connection to the SSH server (host and port as Fabric resolved them), small writes sent at once.
+
+        TCP_NODELAY is set before the first byte: each round trip of the handshake and of every small
+        command would otherwise wait ~40 ms on Nagle + delayed ACK (OpenSSH's client sets it too)."""
+        sock = socket.create_connection((self.conn.host, self.conn.port), timeout=self.conn.connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def stream(self, argv, env=None):
         transport = self.open()

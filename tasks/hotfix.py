@@ -14,7 +14,9 @@ FORCE = "skip the confirmation (or set FORCE=true)"
 
 @task(help={"name": "bugfix database name (default: hotfix.clone)", "strategy": "auto | template | dump",
             "ttl": "lifetime such as 24h, 90m, 2d (default: hotfix.ttl)", "replace": "drop an existing bugfix database first",
-            "terminate": "with TEMPLATE, end the sessions on the production database first", "dry_run": DRY,
+            "terminate": "end the other sessions on the production database, then clone with TEMPLATE (with "
+                         "--strategy template or auto, which then always takes TEMPLATE; refused with dump)",
+            "dry_run": DRY,
             "force": FORCE})
 @one_line_errors
 def create(c, name=None, strategy=None, ttl=None, replace=False, terminate=False, dry_run=False, force=False):

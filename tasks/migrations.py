@@ -39,6 +39,21 @@ def applied(host, db, table):
     return {name: digest for name, digest in query(host, db, f"SELECT name, sha256 FROM public.{quote_ident(table)}")}
 
 
+def checksum(sql):
+    """Given a migration's text, return the sha256 it is recorded with."""
+    return hashlib.sha256(sql.encode()).hexdigest()
+
+
+def edited(name, sql, done, db):
+    """Given a migration and the {name: sha256} recorded in `db` (applied()), return the line saying it was
+    applied there with other contents, or None (not applied yet, or applied as it is now)."""
+    recorded, now = done.get(name), checksum(sql)
+    if recorded is None or recorded == now:
+        return None
+    return (f"{name} was applied to {db.name} with other contents (sha256 {recorded[:12]}… recorded, {now[:12]}… "
+            "now); write a new migration file")
+
+
 def decode(name, data):
     """Given a migration file's bytes, return its text. Raise ProdmirrorError naming the file unless it is UTF-8."""
     try:
@@ -100,13 +115,14 @@ def dollar_quote(text):
 def apply(host, db, name, sql, table, done=None):
     """Apply migration `name` to `db` unless recorded. Return 'applied' or 'already applied'.
 
-    Raise ProdmirrorError if it was recorded with other contents, or if it fails (then rolled back).
+    Raise ProdmirrorError if it was recorded with other contents (edited), or if it fails (then rolled back).
     """
-    digest = hashlib.sha256(sql.encode()).hexdigest()
+    digest = checksum(sql)
     done = applied(host, db, table) if done is None else done
+    stale = edited(name, sql, done, db)
+    if stale:
+        raise ProdmirrorError(stale)
     if name in done:
-        if done[name] != digest:
-            raise ProdmirrorError(f"{name} was applied to {db.name} with other contents; write a new migration file")
         return "already applied"
     check_file(name, sql)
     ensure_table(host, db, table)

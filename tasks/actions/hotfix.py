@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .. import containers, guard, migrations
-from ..config import parse_duration
+from ..config.hotfix import create_options
+from ..config.validate import timespan
 from ..engines import postgres
 from ..errors import CommandError, ConfigError, GuardError, ProdmirrorError, last_line
 from ..statefile import StateError, read_json, write_json
@@ -21,6 +22,7 @@ from .run import Run
 STRATEGY_PLAN = {"auto": "TEMPLATE if nobody is connected to the source, else an online pg_dump | pg_restore",
                  "template": "CREATE DATABASE … TEMPLATE",
                  "dump": "online pg_dump | pg_restore on the server"}
+TERMINATE_PLAN = "CREATE DATABASE … TEMPLATE after ending every other session on {source} (--terminate)"
 
 
 def settings(project):
@@ -41,9 +43,12 @@ def source_of(project, cfg):
 
 
 def clone_name(cfg, source, name=None):
+    """Return the bugfix database's name: `name` (--name), else hotfix.clone's. Raise ConfigError naming the
+    option unless it is one (letters, digits, _; at most 63; not the source's)."""
     clone = name or cfg.clone.replace("{name}", source.name.removesuffix("_prod"))
     if not clone or clone == source.name or len(clone) > 63 or not all(c.isalnum() or c == "_" for c in clone):
-        raise ProdmirrorError(f"invalid bugfix database name {clone!r}")
+        raise ConfigError(f"{'--name' if name else 'hotfix.clone'}: invalid bugfix database name {clone!r} "
+                          "(letters, digits and _, at most 63, not the source's)")
     return clone
 
 
@@ -54,10 +59,18 @@ def _state_path(project):
 def read_state(project):
     state = read_json(_state_path(project), {}, shape=dict)
     for name, entry in state.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("database"), str):
+        if not isinstance(entry, dict) or not isinstance(entry.get("database"), str) or not _ttl_of(entry):
             raise StateError(f"{_state_path(project)} is corrupt (entry {name!r}); nothing was changed. Fix or move it "
                              "aside (then `inv hotfix.status` no longer knows the clones it lists)")
     return state
+
+
+def _ttl_of(entry):
+    """Given a state entry, return its TTL as a Duration ('24h'; seconds in a state written before), or None."""
+    try:
+        return timespan(entry.get("ttl", 0), "ttl")
+    except ConfigError:
+        return None
 
 
 def _write_state(project, state):
@@ -88,23 +101,20 @@ def create(project, name=None, strategy=None, ttl=None, replace=False, terminate
     Asks to confirm (production is protected) once the checks passed; --replace drops only a recorded clone.
     """
     cfg = settings(project)
+    strategy, ttl = create_options(cfg, strategy, ttl, terminate)
     env, source = source_of(project, cfg)
     clone = clone_name(cfg, source, name)
     check_clone(project, env, source, read_state(project), clone, exists=False)
-    strategy = strategy or cfg.strategy
-    if strategy not in STRATEGY_PLAN:
-        raise ProdmirrorError(f"--strategy: expected auto, template or dump, got {strategy!r}")
-    seconds = cfg.ttl if ttl is None else parse_duration(ttl, "--ttl")
     pg = cfg.postgrest
-    how = STRATEGY_PLAN[strategy] + (", terminating sessions on the source" if terminate and strategy == "template" else "")
+    how = TERMINATE_PLAN.format(source=source.name) if terminate else STRATEGY_PLAN[strategy]
     steps = [f"lock {env.name}", f"clone {source.name} into {clone} on {env.name} ({strategy}: {how})"]
     if replace:
         steps.insert(1, f"drop the existing {clone} (and its container)")
     if pg:
         steps.append(f"start container {pg.name} ({pg.image}) on {env.name}'s Docker, network {pg.network}, "
                      f"PGRST_DB_URI → {clone} (secrets masked), schemas {','.join(pg.schemas)}")
-    steps.append(f"remember it: expires in {human_duration(seconds)}")
-    with Run(project, "hotfix.create", [env.name], dry_run=dry_run, echo=echo, database=clone) as run:
+    steps.append(f"remember it: expires in {ttl}")
+    with Run(project, "hotfix.create", [env.name], dry_run=dry_run, echo=echo, database=clone, ttl=str(ttl)) as run:
         if not run.proceed("hotfix.create", steps):
             return None
         rec, host = run.record, run.hosts.for_db(source)
@@ -126,10 +136,10 @@ def create(project, name=None, strategy=None, ttl=None, replace=False, terminate
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         state = read_state(project)
         state[clone] = {"database": clone, "source": source.name, "environment": env.name, "created": created,
-                        "ttl": seconds, "container": pg.name if pg else None, "strategy": used}
+                        "ttl": str(ttl), "container": pg.name if pg else None, "strategy": used}
         _write_state(project, state)
         if pg:
-            kwargs, secrets = containers.postgrest_spec(pg, clone, clone, created, seconds)
+            kwargs, secrets = containers.postgrest_spec(pg, clone, clone, created, ttl)
             try:
                 box = containers.start(run.docker(env).client, kwargs, secrets)
             except BaseException:
@@ -141,13 +151,15 @@ def create(project, name=None, strategy=None, ttl=None, replace=False, terminate
 
 
 def _clone(host, source, clone, facts, strategy, terminate):
-    """Clone `source` into `clone` by `strategy` (auto picks TEMPLATE when the source is idle); return the one used."""
+    """Clone `source` into `clone` by `strategy` (auto picks TEMPLATE when the source is idle, or when `terminate`
+    ends its sessions); return the one used."""
     used = strategy
     if strategy == "auto":
-        used = "template" if not facts["sessions"] else "dump"
+        used = "template" if terminate or not facts["sessions"] else "dump"
         if facts["sessions"]:
-            say(f"{source.name} has {facts['sessions']} other session(s): cloning online "
-                "(pg_dump | pg_restore), no session is terminated")
+            say(f"{source.name} has {facts['sessions']} other session(s): " + (
+                "ending them for TEMPLATE (--terminate)" if terminate else
+                "cloning online (pg_dump | pg_restore), no session is terminated"))
     if used == "template":
         try:
             postgres.clone_template(host, source, clone, facts["owner"], terminate=terminate)
@@ -160,14 +172,6 @@ def _clone(host, source, clone, facts, strategy, terminate):
     if used == "dump":
         postgres.clone_dump(host, source, clone, facts["owner"])
     return used
-
-
-def human_duration(seconds):
-    """Given seconds, return the shortest exact form: '24h', '90m', '2d', '45s'."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _migration_targets(cfg, env, source):
@@ -198,11 +202,15 @@ def migrate(project, file, dry_run=False, echo=False):
         plan = []
         for db in targets:
             done = migrations.applied(host, db, table)
-            plan.append((db, done, "already applied" if path.name in done else "apply"))
-        if not run.proceed(f"hotfix.migrate {path.name}", [f"{db.name}: {what}" for db, _, what in plan]):
-            return {db.name: what for db, _, what in plan}
+            stale = migrations.edited(path.name, sql, done, db)  # "already applied" only when the checksum matches
+            plan.append((db, done, stale, stale or ("already applied" if path.name in done else "apply")))
+        if not run.proceed(f"hotfix.migrate {path.name}", [f"{db.name}: {what}" for db, _, _, what in plan]):
+            return {db.name: what for db, _, _, what in plan}
+        stale = [stale for _, _, stale, _ in plan if stale]
+        if stale:  # before any database changes: an edited file stops them all
+            raise ProdmirrorError(stale[0])
         results = {}
-        for db, done, _ in plan:
+        for db, done, _, _ in plan:
             results[db.name] = migrations.apply(host, db, path.name, sql, table, done)
             say(f"{db.name}: {path.name} {results[db.name]}")
         run.record["results"] = results
@@ -249,7 +257,7 @@ def teardown(project, name=None, expired=False, force=False, echo=False):
 
 
 def _expires(entry):
-    return datetime.fromisoformat(entry["created"]) + timedelta(seconds=entry["ttl"])
+    return datetime.fromisoformat(entry["created"]) + timedelta(seconds=_ttl_of(entry).seconds)
 
 
 def status(project, echo=False):
@@ -266,7 +274,7 @@ def status(project, echo=False):
                 name = box.labels[containers.LABEL]
                 state.setdefault(name, {"database": box.labels.get("prodmirror.database", name), "container": box.name,
                                         "created": box.labels.get("prodmirror.created"),
-                                        "ttl": int(box.labels.get("prodmirror.ttl", "0"))})
+                                        "ttl": box.labels.get("prodmirror.ttl", "0")})
         now, rows = datetime.now(timezone.utc), []
         for name, entry in sorted(state.items()):
             expires = _expires(entry) if entry.get("created") else None
@@ -275,7 +283,7 @@ def status(project, echo=False):
                          "container": entry.get("container"),
                          "container_state": containers.state(docker, entry["container"])
                          if docker and entry.get("container") else None,
-                         "created": entry.get("created"), "ttl": human_duration(entry.get("ttl", 0)),
+                         "created": entry.get("created"), "ttl": str(_ttl_of(entry) or "?"),
                          "expires": expires.isoformat(timespec="seconds") if expires else None,
                          "expired": bool(expires and expires <= now)})
         return rows

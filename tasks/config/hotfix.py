@@ -5,7 +5,7 @@ import re
 
 from ..errors import ConfigError
 from .model import Deploy, Hotfix, Migrations, Postgrest, Secret
-from .validate import SIMPLE_NAME, duration, integer, mapping, only, with_defaults
+from .validate import SIMPLE_NAME, integer, mapping, only, timespan, with_defaults
 
 DEFAULTS = {"environment": "production", "clone": "{name}_bugfix", "strategy": "auto", "ttl": "24h",
             "migrations": {"dir": "migrations", "pattern": "*.sql", "table": "prodmirror_migrations"}}
@@ -24,14 +24,43 @@ def validate(raw):
     only(raw, KEYS, "hotfix")
     if not raw.get("database"):
         raise ConfigError("hotfix.database: required (the key of the production database to clone)")
-    if raw["strategy"] not in STRATEGIES:
-        raise ConfigError(f'hotfix.strategy: expected {", ".join(STRATEGIES)}, got "{raw["strategy"]}"')
     if "{name}" not in raw["clone"] and not SIMPLE_NAME.match(raw["clone"]):
         raise ConfigError("hotfix.clone: a database name, or a pattern with {name}")
     return Hotfix(database=raw["database"], environment=raw["environment"], clone=raw["clone"],
-                  strategy=raw["strategy"], ttl=duration(raw["ttl"], "hotfix.ttl"),
+                  strategy=clone_strategy(raw["strategy"], "hotfix.strategy"), ttl=lifetime(raw["ttl"], "hotfix.ttl"),
                   dev_database=raw.get("dev_database") or None, postgrest=postgrest(raw.get("postgrest")),
                   migrations=migrations(raw["migrations"]), deploy=deploy(raw.get("deploy")))
+
+
+def clone_strategy(value, path):
+    """Return `value` if it is a clone strategy; raise ConfigError naming `path` otherwise."""
+    if value not in STRATEGIES:
+        raise ConfigError(f'{path}: expected {", ".join(STRATEGIES[:-1])} or {STRATEGIES[-1]}, got "{value}"')
+    return value
+
+
+def lifetime(value, path):
+    """Given a lifetime ('24h', '90m', '2d'), return its Duration; raise ConfigError naming `path` unless it is one
+    of at least 1s."""
+    span = timespan(value, path)
+    if span.seconds < 1:
+        raise ConfigError(f"{path}: at least 1s (a clone that expired at once would be gone at the next teardown)")
+    return span
+
+
+def create_options(cfg, strategy=None, ttl=None, terminate=False):
+    """Given the Hotfix section and hotfix.create's options (None: as configured), return (strategy, ttl Duration).
+
+    Every option is checked here, before anything runs, and a bad one is ConfigError naming it (exit 2, like
+    any bad input). --terminate ends sessions so that TEMPLATE can copy: it goes with template, makes auto
+    choose template, and is refused with dump, which clones online and has no session to end.
+    """
+    chosen = cfg.strategy if strategy is None else clone_strategy(strategy, "--strategy")
+    span = cfg.ttl if ttl is None else lifetime(ttl, "--ttl")
+    if terminate and chosen == "dump":
+        raise ConfigError("--terminate ends the sessions on the source so that TEMPLATE can copy it; the dump "
+                          "strategy clones online and ends none: leave out --terminate, or pass --strategy template")
+    return chosen, span
 
 
 def postgrest(raw):

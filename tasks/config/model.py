@@ -154,12 +154,23 @@ class Deploy:
 
 
 @dataclass(frozen=True)
+class Duration:
+    """A length of time as the user wrote it: `seconds` to compute with, `text` ('24h', never 86400) to show."""
+
+    seconds: int
+    text: str
+
+    def __str__(self):
+        return self.text
+
+
+@dataclass(frozen=True)
 class Hotfix:
     database: str
     environment: str = "production"
     clone: str = "{name}_bugfix"
     strategy: str = "auto"
-    ttl: int = 86400
+    ttl: Duration = Duration(86400, "24h")
     dev_database: str = None
     postgrest: Postgrest = None
     migrations: Migrations = Migrations()

@@ -3,8 +3,11 @@
 import re
 
 from ..errors import ConfigError
+from .model import Duration
 
 SIMPLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def mapping(value, path):
@@ -36,10 +39,25 @@ def integer(value, path, minimum=None, maximum=None):
 
 def duration(text, path):
     """Given '24h', '90m', '2d' or seconds, return seconds. Raise ConfigError naming `path`."""
-    match = re.match(r"^\s*(\d+)\s*([smhd]?)\s*$", str(text))
+    return timespan(text, path).seconds
+
+
+def timespan(text, path):
+    """Given '24h', '90m', '2d' or seconds, return a Duration shown as written ('24h', not 86400 nor 1d); bare
+    seconds show in their shortest exact form. Raise ConfigError naming `path`."""
+    match = DURATION.match(str(text))
     if not match:
         raise ConfigError(f"{path}: expected a duration such as 24h, 90m or 2d, got {text!r}")
-    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    number, unit = int(match.group(1)), match.group(2)
+    return Duration(number * UNITS.get(unit, 1), f"{number}{unit}" if unit else shortest(number))
+
+
+def shortest(seconds):
+    """Given seconds, return their shortest exact form: '2d', '90m', '45s'."""
+    for unit, size in UNITS.items():
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def with_defaults(raw, defaults):

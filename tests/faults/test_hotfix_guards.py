@@ -109,6 +109,22 @@ def test_cli_confirms_after_the_cheap_checks_and_takes_force(prod, sshd, lm360, 
     assert inv(repo, "hotfix.teardown").returncode == 0  # nothing is left: nothing to confirm
 
 
+@pytest.mark.parametrize("args, text", [
+    (("--strategy", "fast"), '--strategy: expected auto, template or dump, got "fast"'),
+    (("--ttl", "soon"), "--ttl: expected a duration such as 24h, 90m or 2d, got 'soon'"),
+    (("--ttl", "0h"), "--ttl: at least 1s"),
+    (("--terminate", "--strategy", "dump"), "--terminate ends the sessions on the source so that TEMPLATE can copy"),
+    (("--name", "no-dashes"), "--name: invalid bugfix database name 'no-dashes'"),
+])
+def test_bad_create_options_are_one_line_and_exit_2_before_anything_runs(prod, sshd, lm360, tmp_path, args, text):
+    repo = cli_project(tmp_path, hotfix_config(tmp_path, prod, sshd, lm360))
+    res = inv(repo, "hotfix.create", "--force", *args)
+    lines = [line for line in res.stderr.splitlines() if line.startswith("prodmirror:")]
+    assert res.returncode == 2 and "Traceback" not in res.stderr and len(lines) == 1 and text in lines[0], res.stderr
+    assert not db_exists(prod, f"{lm360}_bugfix")
+    assert not (tmp_path / ".prodmirror").exists()  # refused before the run: no lock, no SSH host key, no audit line
+
+
 @pytest.mark.parametrize("content", [b"{torn", b"[]", b'{"x_bugfix": 3}', b"\xff{}"])
 def test_a_corrupt_hotfix_state_is_one_line_before_anything_is_cloned_or_dropped(prod, sshd, lm360, tmp_path, content):
     from tasks.errors import ProdmirrorError

@@ -83,3 +83,32 @@ def test_pairs_rejects_engines_that_differ(tmp_path):
     cfg["environments"]["local"]["databases"]["gamit"] = {"engine": "mongo", "uri": "mongodb://localhost/x"}
     with pytest.raises(ConfigError, match="engine: 'mongo' differs"):
         config.load(cfg, tmp_path).pairs("production", "local")
+
+
+def _hotfix(**extra):
+    from tasks.config import hotfix
+
+    return hotfix.validate({"database": "lm360", **extra})
+
+
+@pytest.mark.parametrize("written, shown, seconds", [("24h", "24h", 86400), (" 90 m ", "90m", 5400), ("1d", "1d", 86400),
+                                                     ("86400", "1d", 86400), (45, "45s", 45)])
+def test_a_ttl_shows_as_written_never_as_seconds(written, shown, seconds):
+    ttl = _hotfix(ttl=written).ttl
+    assert (str(ttl), ttl.seconds) == (shown, seconds)
+
+
+def test_create_options_are_checked_in_one_place_as_config_errors():
+    from tasks.config.hotfix import create_options
+
+    cfg = _hotfix(ttl="24h")
+    assert create_options(cfg) == ("auto", cfg.ttl)
+    assert [str(x) for x in create_options(cfg, "template", "90m", terminate=True)] == ["template", "90m"]
+    assert create_options(cfg, terminate=True)[0] == "auto"  # auto + --terminate: terminate, then TEMPLATE
+    for options, message in [({"strategy": "fast"}, '--strategy: expected auto, template or dump, got "fast"'),
+                             ({"ttl": "soon"}, "--ttl: expected a duration"), ({"ttl": "0"}, "--ttl: at least 1s"),
+                             ({"strategy": "dump", "terminate": True}, "--terminate ends the sessions")]:
+        with pytest.raises(ConfigError, match=f"^{message}"):
+            create_options(cfg, **options)
+    with pytest.raises(ConfigError, match="^--terminate ends the sessions"):
+        create_options(_hotfix(strategy="dump"), terminate=True)
