@@ -97,8 +97,8 @@ def test_a_frozen_ssh_peer_ends_the_pull_by_itself(prod, local, own_sshd, dbname
     done = during_transfer(mocker, "production → local", freeze)
     started = time.monotonic()
     try:
-        with pytest.raises(HostError, match=r"production: pg_dump: nothing moved for 3 s; the connection or the host "
-                                            r"seems frozen"):
+        with pytest.raises(HostError, match=r"production: pg_dump: nothing moved for 3 s and the host does not answer; "
+                                            r"the connection or the host seems frozen"):
             sync.copy(project, "production", "local")
         elapsed = time.monotonic() - started
     finally:
