@@ -32,10 +32,12 @@ def clone_template(host, db, new, owner, terminate=False):
     execute(host, db, sql)
 
 
-def online_clone_argv(db, new):
+def online_clone_argv(db, new, lock_wait=None):
     """Return the argv that copies db into `new` on its own server with `pg_dump | pg_restore` (owners and
-    grants kept: the roles are the same server's), failing if either side fails."""
-    dump = " ".join(shlex.quote(a) for a in ("pg_dump", "--format=custom") + connection_args(db, db.name))
+    grants kept: the roles are the same server's), failing if either side fails; `lock_wait` seconds
+    bound pg_dump's wait for a table someone holds locked."""
+    wait = (f"--lock-wait-timeout={int(lock_wait * 1000)}",) if lock_wait else ()
+    dump = " ".join(shlex.quote(a) for a in ("pg_dump", "--format=custom") + wait + connection_args(db, db.name))
     restore = " ".join(shlex.quote(a) for a in ("pg_restore", "--exit-on-error") + connection_args(db, new))
     return ("bash", "-o", "pipefail", "-c", f"{dump} | {restore}")
 
@@ -44,7 +46,7 @@ def clone_dump(host, db, new, owner):
     """Create `new` and fill it from a live pg_dump of db on the same host; drop it again on failure."""
     execute(host, db, f"CREATE DATABASE {quote_ident(new)} TEMPLATE template0 OWNER {quote_ident(owner)};\n")
     try:
-        host.run(online_clone_argv(db, new), env=client_env(db))
+        host.run(online_clone_argv(db, new, host.limits.lock_wait), env=client_env(db))
     except BaseException:
         drop(host, db, new)
         raise
