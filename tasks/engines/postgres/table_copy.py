@@ -14,15 +14,7 @@ from ...transfer import End
 from ..base import Restore
 from .client import client_env, connection_args, psql_argv, query, quote_ident, quote_literal
 from .database import _lock_hint
-from .tables import label
-
-RELATIONS_SQL = """
-SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 1, 2
-"""
+from .tables import label, tables
 
 # The table and every table below it (partitions of partitions, inheritance children), parents first.
 TREE_SQL = """
@@ -103,7 +95,7 @@ def resolve_table(host, db, name):
     Accepted: `users`, `billing.invoices`, `Order Items` (spaces, capitals and any letters as they
     are), and SQL's quoted forms (`"MixedCase"`, `"Sales"."Order Items"`); a bare name is looked for
     as written, then as SQL would fold it (lower case); without a schema, `public` wins a tie."""
-    found = [tuple(row) for row in query(host, db, RELATIONS_SQL)]
+    found = tables(host, db)
     if not name or len(name) > 300 or any(ord(ch) < 32 for ch in name):
         raise ProdmirrorError(f"invalid table name {name[:60]!r}")
     candidates = []
