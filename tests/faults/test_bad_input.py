@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import cli_project, db_exists, inv, make_config
+from tests.conftest import cli_project, db_exists, inv, make_config, unavailable
 
 
 def one_line(res, *texts):
@@ -79,7 +79,7 @@ def test_backups_dir_that_is_a_file_is_one_line_and_nothing_changes(repo, local,
 
 def test_backups_dir_that_is_read_only_is_one_line_and_nothing_changes(repo, local, dbname):
     if os.getuid() != 0:
-        pytest.skip("a read-only mount needs root (CI runs as root); chmod does not stop root")
+        unavailable("root", "a read-only tmpfs mount needs root; chmod does not stop root")
     (repo / "backups").mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(repo / "backups")], check=True, timeout=30)
     try:

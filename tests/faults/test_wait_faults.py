@@ -11,7 +11,7 @@ import pytest
 
 from tasks.actions import sync
 from tasks.errors import BackupError, CommandError, HostError, ProdmirrorError
-from tests.conftest import db_exists, during_transfer, make_config, table_digests
+from tests.conftest import db_exists, during_transfer, make_config, table_digests, unavailable
 
 PAD = ("INSERT INTO public.events SELECT now(), jsonb_build_object('pad', md5(g::text) || md5((g * 7)::text)) "
        "FROM generate_series(1, {n}) g")
@@ -35,7 +35,7 @@ def _local_copy(local, dbname, rows=0):
 @pytest.fixture
 def tiny_disk(tmp_path):
     if os.getuid() != 0:
-        pytest.skip("mounting a 5 MB tmpfs needs root (CI runs as root)")
+        unavailable("root", "mounting a 5 MB tmpfs needs root")
     folder = tmp_path / "backups"
     folder.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(folder)], check=True, timeout=30)
