@@ -5,7 +5,7 @@ import re
 
 from ..errors import ConfigError
 from .model import Deploy, Hotfix, Migrations, Postgrest, Secret
-from .validate import SIMPLE_NAME, integer, mapping, only, timespan, with_defaults
+from .validate import SIMPLE_NAME, integer, mapping, only, subsection, timespan, with_defaults
 
 DEFAULTS = {"environment": "production", "clone": "{name}_bugfix", "strategy": "auto", "ttl": "24h",
             "migrations": {"dir": "migrations", "pattern": "*.sql", "table": "prodmirror_migrations"}}
@@ -64,13 +64,9 @@ def create_options(cfg, strategy=None, ttl=None, terminate=False):
 
 
 def postgrest(raw):
-    raw = mapping(raw or {}, "hotfix.postgrest")
-    if not raw:
+    raw = subsection(raw, "hotfix.postgrest", POSTGREST_KEYS, ("image", "name"))
+    if raw is None:
         return None
-    only(raw, POSTGREST_KEYS, "hotfix.postgrest")
-    for key in ("image", "name"):
-        if not raw.get(key):
-            raise ConfigError(f"hotfix.postgrest.{key}: required")
     schemas = raw.get("schemas", [])
     labels = mapping(raw.get("labels", {}) or {}, "hotfix.postgrest.labels")
     values = {**raw, "labels": labels, "environment": mapping(raw.get("environment", {}) or {}, "hotfix.postgrest.environment"),
@@ -92,13 +88,9 @@ def migrations(raw):
 
 
 def deploy(raw):
-    raw = mapping(raw or {}, "hotfix.deploy")
-    if not raw:
+    raw = subsection(raw, "hotfix.deploy", DEPLOY_KEYS, ("repo", "target"))
+    if raw is None:
         return None
-    only(raw, DEPLOY_KEYS, "hotfix.deploy")
-    for key in ("repo", "target"):
-        if not raw.get(key):
-            raise ConfigError(f"hotfix.deploy.{key}: required")
     if "exclude" in raw and (not isinstance(raw["exclude"], list) or not all(isinstance(e, str) and e for e in raw["exclude"])):
         raise ConfigError("hotfix.deploy.exclude: expected a list of patterns such as [.git, node_modules]")
     return Deploy(**{**raw, **({"exclude": tuple(raw["exclude"])} if "exclude" in raw else {})})

@@ -24,6 +24,19 @@ def only(values, allowed, path):
             raise ConfigError(f"{path}.{key}: unknown key (expected one of: {', '.join(sorted(allowed))})")
 
 
+def subsection(raw, path, allowed, required):
+    """Given an optional sub-mapping, return it checked (only `allowed` keys, every `required` one set),
+    or None when it is absent or empty."""
+    raw = mapping(raw or {}, path)
+    if not raw:
+        return None
+    only(raw, allowed, path)
+    for key in required:
+        if not raw.get(key):
+            raise ConfigError(f"{path}.{key}: required")
+    return raw
+
+
 def integer(value, path, minimum=None, maximum=None):
     """Given a number or its text, return it as an int within [minimum, maximum]; raise ConfigError otherwise."""
     try:
