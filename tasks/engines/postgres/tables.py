@@ -45,15 +45,17 @@ def fingerprint(host, db, only=None):
     differently (time zone, date style) give equal hashes for equal data; the database never has to
     sort or hold the rows.
     """
+    sequences = {label(schema, seq): value for schema, seq, value in query(host, db, SEQUENCES_SQL)}
+    return {"tables": _contents(host, db, only), "sequences": sequences}
+
+
+def _contents(host, db, only=None):
+    """Return {label: [rows, hash]} of every table (or those labelled in `only`), in one query."""
     names = [(s, t) for s, t in tables(host, db) if only is None or label(s, t) in only]
-    result = {"tables": {}, "sequences": {}}
-    if names:
-        parts = [f"SELECT {quote_literal(label(s, t))}, {content_sql(s, t)}" for s, t in names]
-        for name, rows, digest in query(host, db, SETTINGS + "\nUNION ALL\n".join(parts)):
-            result["tables"][name] = [int(rows), digest]
-    for schema, seq, value in query(host, db, SEQUENCES_SQL):
-        result["sequences"][label(schema, seq)] = value
-    return result
+    if not names:
+        return {}
+    parts = [f"SELECT {quote_literal(label(s, t))}, {content_sql(s, t)}" for s, t in names]
+    return {name: [int(rows), digest] for name, rows, digest in query(host, db, SETTINGS + "\nUNION ALL\n".join(parts))}
 
 
 # Row text depends on these session settings: fixed, it is the same on every server.
@@ -117,12 +119,16 @@ def snapshot(host, db, only=None):
     """Return what the drift guard and the three-way push compare: {'tables': {label: [rows, hash]},
     'schema': {label: signature}, 'sequences': {label: [value, owning table's label or None]}}
     (with `only`, a set of labels, the tables' parts for those tables alone; sequences always all)."""
-    content = fingerprint(host, db, only)
-    owners = {label(s, q): label(ts, t) for s, q, ts, t in query(host, db, SEQUENCE_OWNERS_SQL)}
-    schema = {label(s, t): sig for s, t, sig in query(host, db, SETTINGS + SCHEMA_SQL)
-              if only is None or label(s, t) in only}
-    return {"tables": content["tables"], "schema": schema,
-            "sequences": {name: [value, owners.get(name)] for name, value in content["sequences"].items()}}
+    # The catalog parts in one round trip: each row starts with what it is.
+    catalog = query(host, db, SETTINGS + f"SELECT 'sequence', q.* FROM ({SEQUENCES_SQL}) AS q;\n"
+                                         f"SELECT 'owner', o.* FROM ({SEQUENCE_OWNERS_SQL}) AS o;\n"
+                                         f"SELECT 'schema', x.* FROM ({SCHEMA_SQL}) AS x;\n")
+    values = {label(row[1], row[2]): row[3] for row in catalog if row[0] == "sequence"}
+    owners = {label(row[1], row[2]): label(row[3], row[4]) for row in catalog if row[0] == "owner"}
+    schema = {label(row[1], row[2]): row[3] for row in catalog if row[0] == "schema"
+              and (only is None or label(row[1], row[2]) in only)}
+    return {"tables": _contents(host, db, only), "schema": schema,
+            "sequences": {name: [value, owners.get(name)] for name, value in values.items()}}
 
 
 # --- after-sync password resets and grants ---------------------------------------------------------
