@@ -32,17 +32,33 @@ class Backup:
 
     @property
     def kind(self):
-        """'table' for a backup of single tables/collections, 'full' for whole databases."""
+        """'table' for a backup of single tables/collections, 'database' for previous databases kept
+        on their server (KeptDatabases), 'full' for dumps of whole databases."""
+        if any(e.get("kept_as") for e in self.databases.values()):
+            return "database"
         return "table" if any(e.get("object") for e in self.databases.values()) else "full"
 
     def file(self, key):
         return self.path / self.databases[key]["file"]
 
-    def verify(self, key):
-        """Re-hash the dump of database `key`; return its path. Raise BackupError if it does not match."""
+    def verify(self, key, host=None, db=None):
+        """Re-hash the dump of database `key`; return its path (a kept database: check on `host`, db's
+        server, that it is still the one kept; return its name). Raise BackupError if it does not match."""
         if key not in self.databases:
             raise BackupError(f"backup {self.name} holds no database {key!r} (it has: {', '.join(self.databases)})")
-        return self.verify_entry(self.databases[key])
+        entry = self.databases[key]
+        if entry.get("kept_as"):
+            if self.kept_state(key, host, db) != "yes":
+                raise BackupError(f"backup {self.name}: database {entry['kept_as']} is no longer the one kept "
+                                  "(dropped or replaced); not using it")
+            return entry["kept_as"]
+        return self.verify_entry(entry)
+
+    def kept_state(self, key, host, db):
+        """'yes' when the kept database of `key` is still on db's server with the oid it was kept with."""
+        entry = self.databases[key]
+        facts = engine_for(db).kept_facts(host, db, entry["kept_as"])
+        return "yes" if facts and facts[0] == entry["oid"] else "MISSING"
 
     def verify_entry(self, entry):
         """Given a manifest entry {file, size, sha256}, re-hash that file; return its path or raise BackupError."""
@@ -105,6 +121,14 @@ def save_manifest(backup):
     write_json(backup.path / "manifest.json", backup.manifest)
 
 
+def _new_name(folder, env, stamp):
+    """Return a backup name `<env>_<YYYYmmdd_HHMMSS>[_n]` that no folder in `folder` has yet."""
+    name, n = f"{env}_{stamp:%Y%m%d_%H%M%S}", 2
+    while (folder / name).exists():
+        name, n = f"{env}_{stamp:%Y%m%d_%H%M%S}_{n}", n + 1
+    return name
+
+
 class BackupWriter:
     """Take a backup of some databases of one environment: add() each, then commit() (or abort())."""
 
@@ -113,10 +137,7 @@ class BackupWriter:
         self.folder = folder or project.backups_dir
         self.keep = project.backups_keep if keep is None else keep
         stamp = datetime.now(timezone.utc)
-        self.name = f"{env}_{stamp:%Y%m%d_%H%M%S}"
-        n = 2
-        while (self.folder / self.name).exists():
-            self.name, n = f"{env}_{stamp:%Y%m%d_%H%M%S}_{n}", n + 1
+        self.name = _new_name(self.folder, env, stamp)
         self.work = self.folder / f".partial-{self.name}-{os.getpid()}"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -202,6 +223,79 @@ def take(project, hosts, env, dbs, reason, objects=None, protect=()):
     except BaseException:
         writer.abort()
         raise
+
+
+def keeps_database(project, db):
+    """Whether a whole-database restore into `db` keeps the database it replaces, renamed on its
+    server, as the backup (a database backup: instant to take and to restore, at any size) instead of
+    dumping it first: for unprotected environments (local) whose engine can, with
+    backups.keep_databases above 0. Protected environments always get file backups."""
+    return project.backups.keep_databases > 0 and not project.env(db.env).protected \
+        and engine_for(db).KEEPS_DATABASES
+
+
+class KeptDatabases:
+    """A database backup: the previous databases themselves, which the swap renames aside instead of
+    dropping (AtomicRestore's `keep_as`). name_for() gives each its name before the restore; once
+    they are swapped, commit() records the backup (manifest: each database's kept name, oid and
+    size) and applies retention, dropping the oldest kept databases beyond backups.keep_databases."""
+
+    def __init__(self, project, env, reason):
+        self.project, self.env, self.reason = project, env, reason
+        self.stamp = datetime.now(timezone.utc)
+        self.name = _new_name(project.backups_dir, env, self.stamp)
+        self.kept = {}  # db key: (Database, kept name)
+
+    def name_for(self, db):
+        """Return the name database `db` is kept under (≤ 63 bytes, unique per backup)."""
+        suffix = "__pm_" + self.name[len(self.env) + 1:].replace("_", "")
+        kept = engine_for(db).side_name(db.name, suffix)
+        self.kept[db.key] = (db, kept)
+        return kept
+
+    def commit(self, hosts, protect=()):
+        """Record the kept databases as one backup, then apply retention; return the Backup (None if
+        none was kept: no previous database existed)."""
+        entries = {}
+        for key, (db, kept) in self.kept.items():
+            facts = engine_for(db).kept_facts(hosts.for_db(db), db, kept)
+            if facts:
+                entries[key] = {"engine": db.engine, "database": db.name, "kept_as": kept, "oid": facts[0],
+                                "size": facts[1]}
+        if not entries:
+            return None
+        manifest = {"name": self.name, "env": self.env, "created": self.stamp.isoformat(timespec="seconds"),
+                    "reason": self.reason, "databases": entries}
+        folder = self.project.backups_dir / self.name
+        try:
+            folder.mkdir(parents=True)
+            write_json(folder / "manifest.json", manifest)
+        except OSError as exc:
+            raise BackupError(f"recording database backup {self.name} failed ({exc.strerror or exc}); the previous "
+                              f"databases are kept as {', '.join(k for _, k in self.kept.values())}") from None
+        backup = Backup(folder, manifest)
+        retain_databases(self.project, hosts, self.env, protect={self.name, *protect})
+        return backup
+
+
+def retain_databases(project, hosts, env, protect=()):
+    """Drop the kept databases of `env`'s oldest database backups beyond backups.keep_databases (never
+    one named in `protect`), then forget those backups."""
+    from .ui import say
+
+    mine = [b for b in list_backups(project) if b.env == env and b.kind == "database"]
+    for old in mine[project.backups.keep_databases:]:
+        if old.name in protect:
+            continue
+        try:
+            for key, entry in old.databases.items():
+                db = project.env(env).database(key)
+                if old.kept_state(key, hosts.for_db(db), db) == "yes":
+                    engine_for(db).drop_kept(hosts.for_db(db), db, entry["kept_as"])
+        except Exception as exc:  # noqa: BLE001 - retention is best effort; the backup stays listed
+            say(f"warning: retention could not drop database backup {old.name} ({exc}); it stays")
+            continue
+        shutil.rmtree(old.path, ignore_errors=True)
 
 
 def retain(project, env, kind="full", protect=(), folder=None, keep=None):

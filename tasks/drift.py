@@ -21,6 +21,8 @@ def changes(base, now):
     A sequence that belongs to a table counts as a change of that table."""
     found = {}
     tables = set(base["tables"]) | set(now["tables"]) | set(base.get("schema", {})) | set(now.get("schema", {}))
+    if not comparable(base, now):
+        return {name: "rows" for name in sorted(tables)}
     for name in sorted(tables):
         then_rows, now_rows = base["tables"].get(name), now["tables"].get(name)
         if name not in base["tables"] and name not in base.get("schema", {}):
@@ -40,6 +42,19 @@ def changes(base, now):
             elif not owner:
                 found[name] = "sequence"
     return found
+
+
+XID_SPAN = 1 << 31  # beyond this many transactions an old xmin could come again (wraparound)
+
+
+def comparable(base, now):
+    """Whether the change marks in `now` can be compared with `base`'s (engines/postgres/marks.py):
+    the same database (its oid), a transaction counter that moved forward by less than XID_SPAN.
+    Snapshots without an 'xid' (content-hashed, MongoDB) always compare."""
+    then, current = base.get("xid"), now.get("xid")
+    if then is None or current is None:
+        return True
+    return then[0] == current[0] and 0 <= current[1] - then[1] < XID_SPAN
 
 
 def describe(found, base=None, now=None, limit=6):
@@ -77,7 +92,7 @@ def guard(last, env, now, overwrite, key, only=None):
 
 
 def _only(snap, labels):
-    return {"tables": {k: v for k, v in snap["tables"].items() if k in labels},
+    return {"tables": {k: v for k, v in snap["tables"].items() if k in labels}, "xid": snap.get("xid"),
             "schema": {k: v for k, v in snap.get("schema", {}).items() if k in labels},
             "sequences": {k: v for k, v in snap.get("sequences", {}).items() if v[1] in labels}}
 
@@ -93,9 +108,12 @@ class PushPlan:
     blockers: list = field(default_factory=list)
 
 
-def plan_push(base_target, target_now, base_source, source_now):
+def plan_push(base_target, target_now, base_source, source_now, same=None):
     """Given the recorded and current snapshots of both sides, return the PushPlan of a three-way push
-    from source (local) into target (production)."""
+    from source (local) into target (production). A table changed on both sides is a conflict unless
+    `same(name)` says both now hold the same (default: equal snapshot entries; change marks of two
+    servers never are, so the flow passes a comparison of contents)."""
+    same = same or (lambda name: source_now["tables"].get(name) == target_now["tables"].get(name))
     theirs, mine = changes(base_target, target_now), changes(base_source, source_now)
     plan = PushPlan()
     for name, what in sorted(mine.items()):
@@ -108,9 +126,7 @@ def plan_push(base_target, target_now, base_source, source_now):
     blocked = {line.split(":")[0] for line in plan.blockers}
     for name in sorted((set(mine) | set(theirs)) - blocked):
         if name in mine and name in theirs:
-            same = source_now["tables"].get(name) == target_now["tables"].get(name) and \
-                source_now.get("schema", {}).get(name) == target_now.get("schema", {}).get(name)
-            if not same:
+            if source_now.get("schema", {}).get(name) != target_now.get("schema", {}).get(name) or not same(name):
                 plan.conflicts.append(name)
         elif name in mine and name in source_now["tables"]:
             plan.push.append(name)

@@ -55,7 +55,10 @@ def _check(data, folder):
     if not isinstance(databases, dict) or not databases and "code" not in data:
         bad("lists no databases")
     for key, entry in databases.items():
-        _check_entry(entry, f"entry {str(key)[:40]!r}", bad)
+        if isinstance(entry, dict) and "kept_as" in entry:
+            _check_kept(entry, f"entry {str(key)[:40]!r}", bad)
+        else:
+            _check_entry(entry, f"entry {str(key)[:40]!r}", bad)
         _check_database(entry, f"entry {str(key)[:40]!r}", bad)
     if "code" in data:
         _check_entry(data["code"], "code entry", bad)
@@ -73,6 +76,16 @@ def _check_database(entry, what, bad):
         pair = isinstance(ref, list) and len(ref) == 2 and all(isinstance(part, str) and part for part in ref)
         if not isinstance(entry.get("object"), str) or not (plain or pair):
             bad(f"{what} names its table or collection in no form prodmirror wrote")
+
+
+def _check_kept(entry, what, bad):
+    """A database backup's entry: the kept database's name, oid and size (no file)."""
+    name = entry.get("kept_as")
+    if not isinstance(name, str) or not name or len(name.encode()) > 63 or any(ord(ch) < 32 for ch in name):
+        bad(f"{what} names no database that can have been kept ({str(name)[:60]!r})")
+    for field in ("oid", "size"):
+        if not isinstance(entry.get(field), int) or isinstance(entry[field], bool) or entry[field] < 0:
+            bad(f"{what} has no valid {field}")
 
 
 def _check_entry(entry, what, bad):

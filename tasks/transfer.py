@@ -34,6 +34,8 @@ class End:
     def kill(self):
         """Stop at once, because something else failed; never raises."""
 
+    seen = None  # a dump's: the snapshot of what it dumped, when the engine can tell (engines/base.py)
+
 
 @dataclass
 class Moved:

@@ -116,7 +116,9 @@ def dbname(prod, local):
     sample.create(prod, name, "spmo_admin")
     yield name
     for cluster in (prod, local):
-        cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        kept = cluster.psql(f"SELECT datname FROM pg_database WHERE datname LIKE '{name}\\_\\_pm\\_%'").split()
+        for db in [name, *kept]:  # and the previous databases kept as backups
+            cluster.psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 def pg_db(cluster, name, **extra):

@@ -56,11 +56,16 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
             say(f"{task}: nothing to do: no table changed in {source} since the last sync")
             return run.record
         guard.confirm(project.env(target), task, force)  # asked once the checks passed: nobody confirms a doomed run
-        existing = [item.b for item in work if item.facts["target_exists"] and item.moves]
-        if existing:
-            taken = backup_store.take(project, run.hosts, target, existing, reason=f"before {task}")
+        existing = [item for item in work if item.facts["target_exists"] and item.moves]
+        dumped = [item.b for item in existing if not item.keeps]
+        if dumped:
+            taken = backup_store.take(project, run.hosts, target, dumped, reason=f"before {task}")
             run.record["backup"] = taken.name
             say(f"backup of {target} taken: {taken.name}")
+        keeper = backup_store.KeptDatabases(project, target, reason=f"before {task}")
+        for item in existing:
+            if item.keeps:
+                item.keep_as = keeper.name_for(item.b)
         jobs, owners = [], []
         for item in work:
             if item.moves:
@@ -71,6 +76,9 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
         for item, moved in zip(owners, restore_all(jobs, before_commit=recheck)):  # none swapped in until all arrived
             moved_bytes = run.record.setdefault("bytes", {})
             moved_bytes[item.a.key] = moved_bytes.get(item.a.key, 0) + moved.bytes
+        if keeper.kept:
+            kept = keeper.commit(run.hosts, protect={run.record["backup"]})
+            run.record["backup"] = ", ".join(filter(None, [run.record["backup"], kept and kept.name]))
         for item in work:
             if item.moves:
                 item.finish(run)
@@ -91,6 +99,8 @@ class _Copy:
         self.tables = None  # None: the whole database; else the labels of the tables pushed
         self.checked = None  # the protected target's snapshot the whole-database guard passed
         self.moves = True
+        self.keep_as = None  # the name the replaced database keeps, as a database backup
+        self.keeps = False
         if three_way and self.facts["target_exists"]:
             self._plan_three_way()
         else:
@@ -107,8 +117,13 @@ class _Copy:
                                   f"{', '.join(overwritten)}")
             else:
                 self.steps.append(f"{a.key}: {b.env} unchanged since the last sync (content and schema compared)")
-        self.steps.append(f"{a.key}: back up {b.env} {b.name}" if self.facts["target_exists"] else
-                          f"{a.key}: {b.env} has no {b.name} yet: nothing to back up")
+        self.keeps = self.facts["target_exists"] and backup_store.keeps_database(self.run.project, b)
+        if self.keeps:
+            self.steps.append(f"{a.key}: keep {b.env}'s {b.name} as a database backup (renamed aside by the swap: "
+                              "nothing is dumped; backups.keep_databases)")
+        else:
+            self.steps.append(f"{a.key}: back up {b.env} {b.name}" if self.facts["target_exists"] else
+                              f"{a.key}: {b.env} has no {b.name} yet: nothing to back up")
         self.steps.append(f"{a.key}: stream {a.env} {a.name} into a new {b.env} database, swap it in for {b.name} "
                           "once every database has arrived")
         if env.protected:
@@ -124,7 +139,7 @@ class _Copy:
                              f"run db.sync.from-production first, or push the whole database with --full")
         self.target_now = engine.snapshot(self.dst_host, b)
         self.source_now = engine.snapshot(self.src_host, a)
-        plan = drift.plan_push(base[b.env], self.target_now, base[a.env], self.source_now)
+        plan = drift.plan_push(base[b.env], self.target_now, base[a.env], self.source_now, same=self._same)
         if plan.blockers:
             raise GuardError(f"{a.key}: a table-by-table push cannot carry these changes since the last sync "
                              f"({'; '.join(plan.blockers)}); push the whole database with --full "
@@ -156,6 +171,11 @@ class _Copy:
         else:
             self.steps.append(f"{a.key}: nothing changed locally since the last sync; {b.env} is left as it is")
 
+    def _same(self, name):
+        """Whether both sides hold the same rows of table `name` now (contents compared)."""
+        mine = self.engine.fingerprint(self.src_host, self.a, only={name})["tables"].get(name)
+        return mine is not None and mine == self.engine.fingerprint(self.dst_host, self.b, only={name})["tables"].get(name)
+
     def recheck(self):
         """Once the new database has arrived, and just before it is swapped in: refuse if the protected
         target changed since it was checked (a write during the transfer would otherwise be lost)."""
@@ -169,10 +189,11 @@ class _Copy:
     def jobs(self):
         """Return this database's restore_all jobs (and note in the audit record what they move)."""
         if self.tables is None:
-            jobs = [(lambda: self.engine.dump(self.src_host, self.a),
+            jobs = [(lambda: self._dumping(self.engine.dump(self.src_host, self.a, snapshot=True)),
                                self.engine.AtomicRestore(self.dst_host, self.b, portable=True,
                                                          keep_privileges=self.run.project.env(self.b.env).protected
-                                                         and self.facts["target_exists"]),
+                                                         and self.facts["target_exists"],
+                                                         **({"keep_as": self.keep_as} if self.keep_as else {})),
                                f"{self.a.key}: {self.a.env} → {self.b.env}")]
         else:
             objs = [self.engine.resolve_object(self.src_host, self.a, name) for name in self.tables]
@@ -182,14 +203,19 @@ class _Copy:
         self.run.record.setdefault("tables", {})[self.a.key] = self.tables or "all"
         return jobs
 
+    def _dumping(self, source):
+        self.source = source  # after the transfer, its `seen` is the source's state the dump read
+        return source
+
     def finish(self, run):
         """After the data landed: hooks, then record what each side now holds."""
         a, b, engine, project = self.a, self.b, self.engine, run.project
         if self.tables is None:
-            landed = engine.snapshot(self.dst_host, b)  # exactly what the dump saw
+            landed = engine.snapshot(self.dst_host, b)  # exactly what the dump saw, as the target holds it
             if b.after_sync:
                 run.record.setdefault("after_sync", {})[b.key] = hooks.run_after_sync(project, run.hosts, b)
-            bases = {a.env: landed, b.env: engine.snapshot(self.dst_host, b) if b.after_sync else landed}
+            bases = {a.env: self.source.seen or landed,
+                     b.env: engine.snapshot(self.dst_host, b) if b.after_sync else landed}
         else:
             moved = engine.snapshot(self.dst_host, b, only=set(self.tables))
             target = {part: {**self.target_now[part], **moved[part]} for part in ("tables", "schema", "sequences")}
@@ -253,6 +279,9 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
         rec["backup"] = backup_store.take(project, run.hosts, target, [b], reason=f"before {task}",
                                           objects={b.key: obj}).name
         say(f"backup of {target}'s {label} taken: {rec['backup']}")
+        # The source's state taken before its dump: a write in between makes it look changed next time
+        # (copied again, or kept), never unchanged.
+        before = engine.snapshot(src_host, a, only=set(parts))
         try:
             moved = restore_all(engine.object_jobs(src_host, a, dst_host, b, [obj], f"{label}: {source} → {target}",
                                                    expect=now["tables"] if dst_env.protected else None))
@@ -260,7 +289,7 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
             raise ProdmirrorError(f"{target}: {engine.explain_object_failure(exc, label)}") from None
         rec["bytes"] = {a.key: sum(m.bytes for m in moved)}
         landed = engine.snapshot(dst_host, b, only=set(parts))
-        bases = {source: landed, target: landed}
+        bases = {source: before, target: landed}
         if b.after_sync:
             rec["after_sync"] = {b.key: hooks.run_after_sync(project, run.hosts, b)}
             bases[target] = engine.snapshot(dst_host, b, only=set(parts))
@@ -270,8 +299,8 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
 
 
 def status(project, source="production", target="local", keys=None, echo=False):
-    """Return [{key, source, target, schema_diff, last, drift, base}] comparing both sides (snapshots:
-    rows, content, schema, sequences; the schema differences worded by `schema_differences`) and saying
+    """Return [{key, source, target, schema_diff, last, drift, base}] comparing both sides (snapshots,
+    with the tables' 'contents' that compare across servers: rows, content, schema, sequences; the schema differences worded by `schema_differences`) and saying
     what changed in `source` since the last sync (None when no exact record)."""
     pairs = project.pairs(source, target, keys)
     state = syncstate.read(project)
@@ -284,7 +313,9 @@ def status(project, source="production", target="local", keys=None, echo=False):
                 host = run.hosts.for_db(db)
                 check_containers(host)
                 present = engine.exists(host, db)
-                sides.append(engine.snapshot(host, db) if present else None)
+                # contents: what compares across the two servers; the snapshot: what drift compares
+                sides.append({**engine.snapshot(host, db), "contents": engine.fingerprint(host, db)["tables"]}
+                             if present else None)
                 schemas.append(engine.schema(host, db) if present else None)
             last = state.get(a.key)
             base = (last or {}).get("base", {}).get(source)

@@ -82,6 +82,7 @@ class Environment:
 class Backups:
     dir: Path
     keep: int
+    keep_databases: int = 2  # previous local databases kept (renamed) instead of dumped; 0: dump them
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def status(c, db=None):
     """Compare production and local: per table, rows on both sides, equal or not, schema, last sync, drift since."""
     for entry in sync.status(project(c), "production", "local", split_keys(db), echo=echo(c)):
         src, dst, last = entry["source"] or {}, entry["target"] or {}, entry["last"]
-        a_tables, b_tables = src.get("tables", {}), dst.get("tables", {})
+        a_tables, b_tables = src.get("contents", {}), dst.get("contents", {})
         a_schema, b_schema = src.get("schema", {}), dst.get("schema", {})
         rows = []
         for name in sorted(set(a_tables) | set(b_tables)):

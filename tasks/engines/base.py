@@ -58,6 +58,8 @@ class Engine(Protocol):
     SUFFIX: str            # file suffix of a whole-database dump in a backup
     OBJECT_SUFFIX: str     # file suffix of a one-object dump
     DUMP_TOOL: str         # the tool named in a backup's manifest
+    KEEPS_DATABASES: bool  # a previous database can be kept, renamed, as a backup (then kept_facts,
+    #                        swap_kept, drop_kept, and AtomicRestore's keep_as are given too)
 
     def tool_version(self, host) -> str:
         """Return the dump tool's version on `host`; raise HostError naming what to install."""
@@ -68,14 +70,18 @@ class Engine(Protocol):
     def exists(self, host, db) -> bool:
         """Return whether the database exists."""
 
-    def dump(self, host, db):
-        """Start a dump of the whole database; return the Proc (a source) whose stdout is the archive."""
+    def dump(self, host, db, snapshot=False):
+        """Start a dump of the whole database; return the source End whose output is the archive. With
+        `snapshot`, its `seen` is, after check(), the snapshot of exactly what it dumped, when the
+        engine can tell (else None: the flow then takes the target's as both sides' base)."""
 
     def AtomicRestore(self, host, db, *, portable=True, keep_privileges=False) -> Restore:  # noqa: N802
-        """Return the Restore that replaces the whole database atomically."""
+        """Return the Restore that replaces the whole database atomically (engines that keep databases
+        also take `keep_as`: the name the replaced database keeps, as a backup, instead of being dropped)."""
 
-    def fingerprint(self, host, db) -> dict:
-        """Return {'tables': {name: [rows, hash]}, 'sequences': {name: value}} for status and parity."""
+    def fingerprint(self, host, db, only=None) -> dict:
+        """Return {'tables': {name: [rows, content hash]}, 'sequences': {name: value}}: contents that compare
+        across servers (status, parity, a table changed on both sides); with `only`, those alone."""
 
     def schema(self, host, db) -> dict:
         """Return {object: {'kind name': definition}}: what defines each table/collection (columns, indexes,
@@ -83,8 +89,10 @@ class Engine(Protocol):
 
     def snapshot(self, host, db, only=None) -> dict:
         """Return what the drift guard and the three-way push compare, exactly: {'tables': {label:
-        [rows, content hash]}, 'schema': {label: signature}, 'sequences': {label: [value, owner label]}};
-        with `only` (a set of labels), those tables alone."""
+        [rows, mark]}, 'schema': {label: signature}, 'sequences': {label: [value, owner label]}}, and
+        optionally 'xid' (what marks are valid within: drift.comparable). A mark proves a table
+        unchanged against an earlier mark of the same database (a content hash, or Postgres's change
+        marks: engines/postgres/marks.py); with `only` (a set of labels), those tables alone."""
 
     def resolve_object(self, host, db, name):
         """Given a user's name for one table/collection, return the engine's reference to it (JSON-able;

@@ -26,6 +26,7 @@ OBJECT_WORD = "collection"
 SUFFIX = ".archive"
 OBJECT_SUFFIX = ".archive"
 DUMP_TOOL = "mongodump"
+KEEPS_DATABASES = False  # a previous database is backed up by mongodump (renaming a database is a copy)
 NEW, OLD = "__pm_new", "__pm_old"
 URI_VAR = "PRODMIRROR_MONGO_URI"
 CONFIG_WRAPPER = ("umask 077; f=$(mktemp) || exit 1; trap 'rm -f \"$f\"' EXIT; "
@@ -147,7 +148,7 @@ def exists(host, db):
     return database_name(db) in _database(db).client.list_database_names()
 
 
-def dump(host, db):
+def dump(host, db, snapshot=False):
     return host.stream(dump_argv(db), env=tool_env(db))
 
 
@@ -247,12 +248,13 @@ class AtomicRestore(_Swapping):
             pass
 
 
-def fingerprint(host, db):
-    """Return {'tables': {collection: [documents, md5 or None]}, 'sequences': {}} (dbHash where the server allows it)."""
+def fingerprint(host, db, only=None):
+    """Return {'tables': {collection: [documents, md5 or None]}, 'sequences': {}} (dbHash where the server
+    allows it; with `only`, a set of names, those collections alone)."""
     import pymongo.errors
 
     database = _database(db)
-    names = collections(database)
+    names = [n for n in collections(database) if only is None or n in only]
     try:
         hashes = database.command("dbHash", collections=names).get("collections", {})
     except pymongo.errors.OperationFailure:

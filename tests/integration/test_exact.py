@@ -176,7 +176,7 @@ def test_status_says_a_dropped_index_is_the_difference(prod, local, sshd, dbname
 
     report = sync.status(pm)[0]
     assert report["schema_diff"] == ["public.users: index users_name_idx only in production"]
-    assert report["source"]["tables"] == report["target"]["tables"]  # the rows alone would say "in sync"
+    assert report["source"]["contents"] == report["target"]["contents"]  # the rows alone would say "in sync"
     (tmp_path / "repo").mkdir()
     res = inv(cli_project(tmp_path / "repo", cfg), "db.sync.status")
     assert res.returncode == 0, res.stderr

@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from tasks import audit, syncstate
+from tasks import audit, drift, syncstate
+from tasks.engines import postgres
+from tasks.hosts import LocalHost
 from tasks.actions import sync
 from tasks.errors import CommandError, GuardError
 from tests.conftest import during_transfer, table_digests
@@ -145,4 +147,7 @@ def test_a_local_schema_change_needs_full_and_full_carries_it(prod, local, dbnam
     sync.copy(synced, "local", "production", force=True, full=True)
     assert prod.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'nickname'",
                      db=dbname).strip() == "1"
-    assert syncstate.read(synced)["app"]["base"]["production"] == syncstate.read(synced)["app"]["base"]["local"]
+    base = syncstate.read(synced)["app"]["base"]
+    for env in ("production", "local"):  # each side's record is exactly what it holds now
+        assert drift.changes(base[env], postgres.snapshot(LocalHost(), synced.env(env).database("app"))) == {}
+    assert sync.copy(synced, "local", "production", force=True).get("tables") is None  # nothing left to push

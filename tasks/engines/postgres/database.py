@@ -10,16 +10,19 @@ from . import needs
 from .archive import TocRewrite, without_credentials
 from .client import (MAINTENANCE_DB, _major, client_env, connection_args, execute, exists, query, quote_ident,
                      quote_literal, tool_version)
+from .marks import DumpSnapshot
 from .privileges import apply_privileges, privileges
+from .tables import build_snapshot, snapshot_sql
 
 
-def dump_argv(db, lock_wait=None, schema_only=False):
-    """Return the pg_dump argv (custom format; `schema_only`: no data). `lock_wait` (seconds) bounds
-    the wait for the shared locks pg_dump takes at its start: a table held ACCESS EXCLUSIVE then
-    fails the dump in one line instead of blocking it forever."""
+def dump_argv(db, lock_wait=None, schema_only=False, snapshot=None):
+    """Return the pg_dump argv (custom format; `schema_only`: no data; `snapshot`: an exported
+    snapshot's id to dump in). `lock_wait` (seconds) bounds the wait for the shared locks pg_dump
+    takes at its start: a table held ACCESS EXCLUSIVE then fails the dump in one line instead of
+    blocking it forever."""
     wait = (f"--lock-wait-timeout={int(lock_wait * 1000)}",) if lock_wait else ()
     return ("pg_dump", "--format=custom") + (("--schema-only",) if schema_only else ()) + wait \
-        + connection_args(db, db.name)
+        + ((f"--snapshot={snapshot}",) if snapshot else ()) + connection_args(db, db.name)
 
 
 def restore_argv(db, into, portable=True):
@@ -87,11 +90,18 @@ def preflight(src_host, src, dst_host, dst):
     return {"server": server, "pg_dump": dump_v, "pg_restore": restore_v, "target_exists": dst_exists}
 
 
-def dump(host, db):
-    """Start pg_dump (custom format) on `host`; return the Proc whose stdout is the archive."""
-    proc = host.stream(dump_argv(db, host.limits.lock_wait), env=client_env(db))
-    proc.hints = _lock_hint(host, db)
-    return proc
+def dump(host, db, snapshot=False):
+    """Start pg_dump (custom format) on `host`; return the source End whose output is the archive.
+    With `snapshot`, its `seen` is, once check() passed, the snapshot (tables.snapshot) of exactly
+    the state it dumped (marks.DumpSnapshot), taken while it streams."""
+    def start(snapshot_id=None):
+        proc = host.stream(dump_argv(db, host.limits.lock_wait, snapshot=snapshot_id), env=client_env(db))
+        proc.hints = _lock_hint(host, db)
+        return proc
+
+    if not snapshot:
+        return start()
+    return DumpSnapshot(host, db, start, snapshot_sql(host, db), build_snapshot)
 
 
 def _lock_hint(host, db):
@@ -101,8 +111,14 @@ def _lock_hint(host, db):
              "(limits.lock_wait)"),)
 
 
-def _side_name(name, suffix):
-    return name[: 63 - len(suffix)] + suffix
+def side_name(name, suffix):
+    """Return database `name` with `suffix`, the name shortened to fit PostgreSQL's 63-byte limit."""
+    while len((name + suffix).encode()) > 63:
+        name = name[:-1]
+    return name + suffix
+
+
+_side_name = side_name
 
 
 class AtomicRestore(Restore):
@@ -119,20 +135,22 @@ class AtomicRestore(Restore):
     keeps the target's database properties that way.
     """
 
-    def __init__(self, host, db, *, portable=True, keep_privileges=False):
+    def __init__(self, host, db, *, portable=True, keep_privileges=False, keep_as=None):
         super().__init__(host, db, portable=portable, keep_privileges=keep_privileges)
         self.tmp = _side_name(db.name, "__pm_new")
-        self.old = _side_name(db.name, "__pm_old")
+        self.old = keep_as or _side_name(db.name, "__pm_old")
+        self.keep_as = keep_as  # the swap renames the live database to this, and cleanup() keeps it
         self.kept = []
 
     def begin(self):
         if (self.keep_privileges or not self.portable) and exists(self.host, self.db):
             self.kept = privileges(self.host, self.db, dump_argv(self.db, self.host.limits.lock_wait, schema_only=True),
                                    database_only=not self.keep_privileges)
-        tmp, old, owner = quote_ident(self.tmp), quote_ident(self.old), quote_ident(self.db.user)
+        tmp, owner = quote_ident(self.tmp), quote_ident(self.db.user)
         # Leftovers of a run that was killed: the lock guarantees no other run owns them.
+        leftover = quote_ident(_side_name(self.db.name, "__pm_old"))
         execute(self.host, self.db, f"DROP DATABASE IF EXISTS {tmp} WITH (FORCE);\n"
-                                    f"DROP DATABASE IF EXISTS {old} WITH (FORCE);\n"
+                                    f"DROP DATABASE IF EXISTS {leftover} WITH (FORCE);\n"
                                     f"CREATE DATABASE {tmp} TEMPLATE template0 OWNER {owner};\n")
         sink = self.host.stream(restore_argv(self.db, self.tmp, self.portable), env=client_env(self.db))
         return TocRewrite(sink, without_credentials) if self.portable else sink
@@ -185,7 +203,8 @@ class AtomicRestore(Restore):
         from ...ui import say
 
         try:
-            execute(self.host, self.db, f"DROP DATABASE IF EXISTS {quote_ident(self.old)} WITH (FORCE);\n")
+            if not self.keep_as:  # else it stays: a database backup (backup_store.KeptDatabases)
+                execute(self.host, self.db, f"DROP DATABASE IF EXISTS {quote_ident(self.old)} WITH (FORCE);\n")
         except ProdmirrorError as exc:
             say(f"warning: {self.db.key}: the previous database is left as {self.old} ({exc}); drop it when convenient")
         if self.kept:
@@ -199,6 +218,36 @@ class AtomicRestore(Restore):
             execute(self.host, self.db, f"DROP DATABASE IF EXISTS {quote_ident(self.tmp)} WITH (FORCE);\n")
         except ProdmirrorError:
             pass  # best effort: the next run drops it before it starts
+
+
+# --- databases kept as backups (backup_store.KeptDatabases) -------------------------------------------
+
+KEEPS_DATABASES = True  # a previous database can be kept, renamed, as a backup
+
+
+def kept_facts(host, db, name):
+    """Return (oid, size in bytes) of database `name` on db's server, or None if there is none."""
+    rows = query(host, db, f"SELECT oid, pg_database_size(oid) FROM pg_database WHERE datname = {quote_literal(name)}",
+                 dbname=MAINTENANCE_DB)
+    return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+
+def swap_kept(host, db, kept, keep_current_as=None):
+    """Put kept database `kept` in the place of db's live one, in one transaction: the live one (if
+    any) is renamed to `keep_current_as`, after ending the sessions this role may end. Instant at any
+    size: nothing is copied."""
+    name, literal = quote_ident(db.name), quote_literal(db.name)
+    aside = (f"    PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE {OTHER_CLIENTS.format(name=literal)}"
+             f" AND {CAN_END};\n    ALTER DATABASE {name} RENAME TO {quote_ident(keep_current_as)};\n") \
+        if keep_current_as else f"    RAISE EXCEPTION 'database % exists', {literal};\n"
+    execute(host, db, "DO $$ BEGIN\n"
+                      f"  IF EXISTS (SELECT 1 FROM pg_database WHERE datname = {literal}) THEN\n{aside}  END IF;\n"
+                      f"  ALTER DATABASE {quote_ident(kept)} RENAME TO {name};\nEND $$;\n")
+
+
+def drop_kept(host, db, name):
+    """Drop database `name` (a kept previous database that retention let go)."""
+    execute(host, db, f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE);\n")
 
 
 # The engine-neutral names the flows use for "one table or collection".

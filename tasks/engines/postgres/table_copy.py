@@ -151,7 +151,7 @@ class TablesReplace(Restore):
     then moved past the highest value copied, so the next insert cannot collide; the dump's own
     `setval` calls (which no rollback undoes) are held back until every check passed.
 
-    With `expect` ({label: [rows, hash]}, what the drift guard saw), the tables are locked first and
+    With `expect` ({label: [rows, mark]}, what the drift guard saw), the tables are locked first and
     compared with it: a write that landed since the check refuses the copy, and is not overwritten.
     The COMMIT waits for commit(), so that several of these (and whole-database swaps) are all
     checked before any of them becomes visible.
@@ -164,7 +164,8 @@ class TablesReplace(Restore):
         self.session = None
 
     def begin(self):
-        from .tables import SETTINGS, content_sql, label
+        from .marks import mark_sql
+        from .tables import SETTINGS, label
 
         members = tree(self.host, self.db, self.objs)
         tables = _array(members)
@@ -175,9 +176,9 @@ class TablesReplace(Restore):
         prologue = ["BEGIN;", f"SET LOCAL lock_timeout = '{int(self.host.limits.lock_wait)}s';",
                     f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE;"]
         checks = [(label(s, t), s, t) for s, t in members if label(s, t) in self.expect]
-        if checks:  # under the same settings and with the same expression as tables.fingerprint
+        if checks:  # under the same settings and with the same expression as tables.snapshot
             prologue.append(SETTINGS.replace("SET ", "SET LOCAL ").strip())
-            prologue += [f"DO $pm$ BEGIN IF (SELECT array[c::text, h::text] FROM (SELECT {content_sql(s, t)}) AS x(c, h)) "
+            prologue += [f"DO $pm$ BEGIN IF (SELECT array[c::text, h::text] FROM (SELECT {mark_sql(qualified(s, t))}) AS x(c, h)) "
                          f"IS DISTINCT FROM array[{quote_literal(str(self.expect[name][0]))}, "
                          f"{quote_literal(str(self.expect[name][1]))}] THEN RAISE EXCEPTION '%', "
                          f"{quote_literal(f'prodmirror: {name} changed in {self.db.env} since it was checked; nothing was written')}; "

@@ -3,6 +3,7 @@ the after-sync password reset. Copying tables is table_copy.py."""
 
 import re
 
+from . import marks
 from .client import query, quote_ident, quote_literal
 
 PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -115,19 +116,40 @@ ORDER BY seq, rank, tn.nspname, t.relname
 """
 
 
+# The catalog parts of a snapshot, each row tagged with what it is.
+CATALOG_SQL = (SETTINGS + f"SELECT 'sequence', q.* FROM ({SEQUENCES_SQL}) AS q;\n"
+                          f"SELECT 'owner', o.* FROM ({SEQUENCE_OWNERS_SQL}) AS o;\n"
+                          f"SELECT 'schema', x.* FROM ({SCHEMA_SQL}) AS x;\n")
+
+
 def snapshot(host, db, only=None):
-    """Return what the drift guard and the three-way push compare: {'tables': {label: [rows, hash]},
-    'schema': {label: signature}, 'sequences': {label: [value, owning table's label or None]}}
-    (with `only`, a set of labels, the tables' parts for those tables alone; sequences always all)."""
-    # The catalog parts in one round trip: each row starts with what it is.
-    catalog = query(host, db, SETTINGS + f"SELECT 'sequence', q.* FROM ({SEQUENCES_SQL}) AS q;\n"
-                                         f"SELECT 'owner', o.* FROM ({SEQUENCE_OWNERS_SQL}) AS o;\n"
-                                         f"SELECT 'schema', x.* FROM ({SCHEMA_SQL}) AS x;\n")
-    values = {label(row[1], row[2]): row[3] for row in catalog if row[0] == "sequence"}
-    owners = {label(row[1], row[2]): label(row[3], row[4]) for row in catalog if row[0] == "owner"}
-    schema = {label(row[1], row[2]): row[3] for row in catalog if row[0] == "schema"
+    """Return what the drift guard and the three-way push compare: {'tables': {label: [rows, mark]},
+    'schema': {label: signature}, 'sequences': {label: [value, owning table's label or None]},
+    'xid': [database oid, next transaction id]} (marks.py says what a mark proves; with `only`, a
+    set of labels, the tables' parts for those tables alone; sequences always all), in one psql run."""
+    return build_snapshot(query(host, db, snapshot_sql(host, db, only)), only)
+
+
+def snapshot_sql(host, db, only=None):
+    """Return the SQL whose rows build_snapshot() reads (with `only`, the table list is read first)."""
+    if only is None:
+        listed = TABLES_SQL
+    else:
+        names = [(s, t) for s, t in tables(host, db) if label(s, t) in only]
+        listed = ("VALUES " + ", ".join(f"({quote_literal(s)}::name, {quote_literal(t)}::name)" for s, t in names)
+                  if names else "SELECT NULL::name, NULL::name WHERE false")
+    return marks.snapshot_sql(CATALOG_SQL, listed)
+
+
+def build_snapshot(rows, only=None):
+    """Given the output rows of snapshot_sql(), return the snapshot (see snapshot())."""
+    values = {label(row[1], row[2]): row[3] for row in rows if row[0] == "sequence"}
+    owners = {label(row[1], row[2]): label(row[3], row[4]) for row in rows if row[0] == "owner"}
+    schema = {label(row[1], row[2]): row[3] for row in rows if row[0] == "schema"
               and (only is None or label(row[1], row[2]) in only)}
-    return {"tables": _contents(host, db, only), "schema": schema,
+    contents = {label(row[1], row[2]): [int(row[3]), row[4]] for row in rows if row[0] == "table"}
+    xid = next(([row[1], int(row[2])] for row in rows if row[0] == "xid"), None)
+    return {"tables": contents, "schema": schema, "xid": xid,
             "sequences": {name: [value, owners.get(name)] for name, value in values.items()}}
 
 
