@@ -156,7 +156,7 @@ class BackupWriter:
         if obj is None:
             filename, proc = f"{db.key}{engine.SUFFIX}", engine.dump(host, db)
         else:
-            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", engine.object_label(obj))
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", engine.object_label(obj))[:120]
             filename, proc = f"{db.key}.{safe}{engine.OBJECT_SUFFIX}", engine.dump_object(host, db, obj)
         entry = self.add_stream(filename, proc, f"{self.env}/{db.key}")
         self.manifest["databases"][db.key] = {
@@ -164,7 +164,8 @@ class BackupWriter:
             "tool": f"{engine.DUMP_TOOL} {engine.tool_version(host)}",
         }
         if obj is not None:
-            ref = obj if isinstance(obj, str) else list(obj)  # a collection name, or (schema, table)
+            # a collection name, (schema, table), or several tables [(schema, table), …]
+            ref = obj if isinstance(obj, str) else [list(o) if isinstance(o, (list, tuple)) else o for o in obj]
             self.manifest["databases"][db.key].update(object=engine.object_label(obj), object_ref=ref)
 
     def add_stream(self, filename, proc, label, also=()):

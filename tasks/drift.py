@@ -133,3 +133,25 @@ def plan_push(base_target, target_now, base_source, source_now, same=None):
         elif name in theirs:
             plan.keep.append(name)
     return plan
+
+
+def plan_changed(base_source, source_now, base_target, target_now, sides=("production", "local")):
+    """For an incremental pull (--changed): return (tables to copy, None), every table whose rows or
+    sequences changed on either side since the last sync; or (None, why) when copying tables cannot
+    make the target equal to the source (a schema change, a table added or dropped, a sequence of no
+    table, large objects, a database replaced or restored, an engine without change marks)."""
+    if source_now.get("xid") is None or target_now.get("xid") is None:
+        return None, "this engine has no change marks that prove a table unchanged"
+    if (source_now.get("large_objects") or 0) or (target_now.get("large_objects") or 0):
+        return None, "the database has large objects, which change marks do not cover"
+    tables = set()
+    for side, base, now in ((sides[0], base_source, source_now), (sides[1], base_target, target_now)):
+        if not comparable(base, now):
+            return None, f"{side}'s database was replaced or restored since the last sync"
+        for name, what in sorted(changes(base, now).items()):
+            if what in ("new", "dropped", "schema"):
+                return None, f"{name}: {what} in {side} since the last sync"
+            if name not in now["tables"]:
+                return None, f"{name}: a sequence that belongs to no table moved in {side}"
+            tables.add(name)
+    return sorted(tables), None

@@ -73,8 +73,9 @@ def _check_database(entry, what, bad):
     if "object" in entry or "object_ref" in entry:
         ref = entry.get("object_ref")
         plain = isinstance(ref, str) and ref
-        pair = isinstance(ref, list) and len(ref) == 2 and all(isinstance(part, str) and part for part in ref)
-        if not isinstance(entry.get("object"), str) or not (plain or pair):
+        pair = lambda r: isinstance(r, list) and len(r) == 2 and all(isinstance(p, str) and p for p in r)  # noqa: E731
+        pairs = isinstance(ref, list) and ref and all(pair(r) for r in ref)  # several tables (a --changed pull)
+        if not isinstance(entry.get("object"), str) or not (plain or pair(ref) or pairs):
             bad(f"{what} names its table or collection in no form prodmirror wrote")
 
 

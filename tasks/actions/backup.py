@@ -137,7 +137,7 @@ def restore_into(run, taken, target, dbs, force=False, paths=None):
         engine, entry = engine_for(db), taken.databases[db.key]
         if entry.get("object"):
             ref = entry["object_ref"]
-            restore = engine.ObjectReplace(host, db, tuple(ref) if isinstance(ref, list) else ref)
+            restore = engine.ObjectReplace(host, db, ref if isinstance(ref, str) or isinstance(ref[0], list) else tuple(ref))
         else:
             restore = engine.AtomicRestore(host, db, portable=portable,
                                            **({"keep_as": kept[db.key]} if db.key in kept else {}))

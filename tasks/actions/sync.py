@@ -31,12 +31,14 @@ def check_object_name(name):
 
 
 def copy(project, source, target, keys=None, force=False, dry_run=False, task=None, echo=False, full=False,
-         overwrite=False):
+         overwrite=False, changed=False):
     """Copy the databases paired by key from environment `source` into `target`; return the audit record.
 
     Into a protected target, a three-way push table by table unless `full` (then the whole database,
     refused if the target changed since the last sync unless `overwrite`); otherwise whole databases,
-    replaced atomically. The target is backed up first.
+    replaced atomically. The target is backed up first. With `changed` (into an unprotected
+    target), only the tables that changed on either side since the last sync, in one transaction,
+    when that makes the target equal to the source; else (it says why) whole databases.
     """
     task = task or f"copy {source} -> {target}"
     pairs = project.pairs(source, target, keys)
@@ -47,19 +49,20 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
         if not dry_run:
             run.lock()  # before anything is compared: what the plan says must still hold when it runs
         state = syncstate.read(project)  # a corrupt state file stops the run before anything moves
-        work = [_Copy(run, state, a, b, three_way, overwrite) for a, b in pairs]
+        work = [_Copy(run, state, a, b, three_way, overwrite, changed and not three_way) for a, b in pairs]
         steps = [f"lock {source} and {target}"] + [step for item in work for step in item.steps]
         steps.append(f"record the state both sides hold; audit log {project.state_dir / 'audit.jsonl'}")
         if not run.proceed(f"{task}: {source} → {target}", steps):
             return None
         if not any(item.moves for item in work):
-            say(f"{task}: nothing to do: no table changed in {source} since the last sync")
+            say(f"{task}: nothing to do: no table changed since the last sync")
             return run.record
         guard.confirm(project.env(target), task, force)  # asked once the checks passed: nobody confirms a doomed run
         existing = [item for item in work if item.facts["target_exists"] and item.moves]
         dumped = [item.b for item in existing if not item.keeps]
         if dumped:
-            taken = backup_store.take(project, run.hosts, target, dumped, reason=f"before {task}")
+            objects = {item.b.key: item.backup_objects for item in existing if item.backup_objects}
+            taken = backup_store.take(project, run.hosts, target, dumped, reason=f"before {task}", objects=objects)
             run.record["backup"] = taken.name
             say(f"backup of {target} taken: {taken.name}")
         keeper = backup_store.KeptDatabases(project, target, reason=f"before {task}")
@@ -90,7 +93,7 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
 class _Copy:
     """One database of a copy: what it will move, its plan lines, its jobs, and what to record after."""
 
-    def __init__(self, run, state, a, b, three_way, overwrite):
+    def __init__(self, run, state, a, b, three_way, overwrite, changed=False):
         self.run, self.a, self.b, self.engine = run, a, b, engine_for(a)
         self.src_host, self.dst_host = run.hosts.for_db(a), run.hosts.for_db(b)
         self.last, self.overwrite, self.steps = state.get(a.key), overwrite, []
@@ -101,10 +104,38 @@ class _Copy:
         self.moves = True
         self.keep_as = None  # the name the replaced database keeps, as a database backup
         self.keeps = False
+        self.backup_objects = None  # the tables a table-by-table copy backs up (None: the whole database)
         if three_way and self.facts["target_exists"]:
             self._plan_three_way()
+        elif changed and self.facts["target_exists"] and self._plan_changed():
+            pass
         else:
             self._plan_whole()
+
+    def _plan_changed(self):
+        """Plan an incremental pull: return True with the tables that changed on either side since the
+        last sync, or False (having said why) when only a whole-database copy can be exact."""
+        a, b, engine = self.a, self.b, self.engine
+        base = (self.last or {}).get("base", {})
+        if a.env not in base or b.env not in base:
+            why = "no exact record of the last sync"
+        else:
+            self.source_now = engine.snapshot(self.src_host, a)
+            self.target_now = engine.snapshot(self.dst_host, b)
+            tables, why = drift.plan_changed(base[a.env], self.source_now, base[b.env], self.target_now,
+                                             (a.env, b.env))
+        if why:
+            self.steps.append(f"{a.key}: --changed cannot be exact here ({why}): the whole database is copied")
+            return False
+        self.tables, self.moves = tables, bool(tables)
+        if not tables:
+            self.steps.append(f"{a.key}: no table changed on either side since the last sync; {b.env} is left as it is")
+            return True
+        self.backup_objects = [engine.resolve_object(self.dst_host, b, name) for name in tables]
+        self.steps.append(f"{a.key}: changed since the last sync: {', '.join(tables)}")
+        self.steps.append(f"{a.key}: back up {b.env}'s copy of those {len(tables)} table(s); then replace them with "
+                          f"{a.env}'s in one transaction (the other tables stay as they are)")
+        return True
 
     def _plan_whole(self):
         a, b, env = self.a, self.b, self.run.project.env(self.b.env)
@@ -197,9 +228,10 @@ class _Copy:
                                f"{self.a.key}: {self.a.env} → {self.b.env}")]
         else:
             objs = [self.engine.resolve_object(self.src_host, self.a, name) for name in self.tables]
+            protected = self.run.project.env(self.b.env).protected
             jobs = self.engine.object_jobs(self.src_host, self.a, self.dst_host, self.b, objs,
                                            f"{self.a.key}: {len(objs)} table(s) {self.a.env} → {self.b.env}",
-                                           expect=self.target_now["tables"])
+                                           expect=self.target_now["tables"] if protected else None)
         self.run.record.setdefault("tables", {})[self.a.key] = self.tables or "all"
         return jobs
 
@@ -219,6 +251,7 @@ class _Copy:
         else:
             moved = engine.snapshot(self.dst_host, b, only=set(self.tables))
             target = {part: {**self.target_now[part], **moved[part]} for part in ("tables", "schema", "sequences")}
+            target.update(xid=moved.get("xid"), large_objects=moved.get("large_objects"))
             if b.after_sync:
                 run.record.setdefault("after_sync", {})[b.key] = hooks.run_after_sync(project, run.hosts, b)
                 target = engine.snapshot(self.dst_host, b)

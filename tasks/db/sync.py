@@ -15,12 +15,16 @@ FULL_HELP = "replace whole databases instead of pushing only the tables changed 
 DRY_HELP = "print the plan and change nothing"
 
 
-@task(help={"db": DB_HELP, "force": FORCE_HELP, "dry_run": DRY_HELP})
+CHANGED_HELP = ("copy only the tables that changed on either side since the last sync, in one transaction "
+                "(a whole-database pull when that cannot be exact, saying why)")
+
+
+@task(help={"db": DB_HELP, "force": FORCE_HELP, "dry_run": DRY_HELP, "changed": CHANGED_HELP})
 @one_line_errors
-def from_production(c, db=None, force=False, dry_run=False):
+def from_production(c, db=None, force=False, dry_run=False, changed=False):
     """Pull production databases into local (local is backed up first; swapped in atomically)."""
     sync.copy(project(c), "production", "local", split_keys(db), force=force, dry_run=dry_run,
-                task="db.sync.from-production", echo=echo(c))
+              task="db.sync.from-production", echo=echo(c), changed=changed)
 
 
 @task(help={"db": DB_HELP, "force": FORCE_HELP, "dry_run": DRY_HELP, "full": FULL_HELP,

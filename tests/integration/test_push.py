@@ -191,7 +191,7 @@ def test_cli_push_and_bad_collection_names(prod, local, sshd, dbname, tmp_path, 
     (repo / ".prodmirror").mkdir()
     (repo / ".prodmirror" / "sync-state.json").write_text((synced.state_dir / "sync-state.json").read_text())
     res = inv(repo, "db.sync.to-production", env={"FORCE": "true"})
-    assert res.returncode == 0 and "nothing to do: no table changed in local since the last sync" in res.stderr
+    assert res.returncode == 0 and "nothing to do: no table changed since the last sync" in res.stderr
     local.psql("UPDATE users SET name = 'x' WHERE id = 1", db=dbname, user="spmo_admin")
     res = inv(repo, "db.sync.to-production")
     assert res.returncode == 3 and "no terminal" in res.stderr

@@ -29,9 +29,10 @@ MARKS_GEXEC = (
     "SELECT format('SELECT ''table'', %L, %L, count(*), ''" + PREFIX + "'' || "
     "coalesce(sum(hashint8(xmin::text::bigint)), 0) FROM ONLY %I.%I', n, c, n, c) FROM ({tables}) AS t(n, c) \\gexec\n")
 
-# The identity the marks are only valid within: the database's oid and the next transaction id.
+# The identity the marks are only valid within: the database's oid and the next transaction id; and
+# how many large objects there are (their contents have no marks: a --changed pull does not rely on them).
 XID_SQL = ("SELECT 'xid', (SELECT oid FROM pg_database WHERE datname = current_database()), "
-           "pg_snapshot_xmax(pg_current_snapshot());\n")
+           "pg_snapshot_xmax(pg_current_snapshot()), (SELECT count(*) FROM pg_largeobject_metadata);\n")
 
 END = "prodmirror: marks done"
 

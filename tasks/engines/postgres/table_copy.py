@@ -271,21 +271,27 @@ resolve_object = resolve_table
 explain_object_failure = explain_table_failure
 
 
+def _several(obj):
+    """Given one table (schema, table) or several [(schema, table), …] (a backup of the tables a
+    --changed pull replaced), return the list of tables."""
+    return [tuple(o) for o in obj] if obj and isinstance(obj[0], (list, tuple)) else [tuple(obj)]
+
+
 def object_label(obj):
-    return label(*obj)
+    return ", ".join(label(*o) for o in _several(obj))
 
 
 def object_parts(host, db, obj):
     """Return the labels of what a copy of `obj` moves: the table, then its partitions or children."""
-    return [label(s, t) for s, t in tree(host, db, [obj])]
+    return [label(s, t) for s, t in tree(host, db, _several(obj))]
 
 
 def dump_object(host, db, obj):
-    return dump_tables(host, db, [obj])
+    return dump_tables(host, db, _several(obj))
 
 
 def ObjectReplace(host, db, obj):  # noqa: N802 - a factory standing where engines put a class
-    return TablesReplace(host, db, [obj])
+    return TablesReplace(host, db, _several(obj))
 
 
 def object_jobs(src_host, src, dst_host, dst, objs, label, expect=None):

@@ -148,8 +148,9 @@ def build_snapshot(rows, only=None):
     schema = {label(row[1], row[2]): row[3] for row in rows if row[0] == "schema"
               and (only is None or label(row[1], row[2]) in only)}
     contents = {label(row[1], row[2]): [int(row[3]), row[4]] for row in rows if row[0] == "table"}
-    xid = next(([row[1], int(row[2])] for row in rows if row[0] == "xid"), None)
-    return {"tables": contents, "schema": schema, "xid": xid,
+    xid = next((row for row in rows if row[0] == "xid"), None)
+    return {"tables": contents, "schema": schema, "xid": [xid[1], int(xid[2])] if xid else None,
+            "large_objects": int(xid[3]) if xid else 0,
             "sequences": {name: [value, owners.get(name)] for name, value in values.items()}}
 
 

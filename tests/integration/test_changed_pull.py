@@ -1,0 +1,99 @@
+"""The incremental pull (`db.sync.from-production --changed`): only the tables that changed on either
+side since the last sync are copied, in one transaction; the others are not touched; the result is
+production; when that cannot be exact it says why and pulls the whole database."""
+
+import subprocess
+
+import pytest
+
+from tasks import backup_store, syncstate
+from tasks.actions import backup, sync
+from tests.conftest import make_config, sequences, table_digests
+
+
+@pytest.fixture
+def pulled(prod, local, sshd, dbname, project_for):
+    project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
+    sync.copy(project, "production", "local", task="db.sync.from-production")
+    return project
+
+
+def files(cluster, name):
+    """Each table's relfilenode, and the database's oid: what a rewrite, TRUNCATE or swap changes."""
+    rows = cluster.psql("SELECT c.oid::regclass || '=' || pg_relation_filenode(c.oid) FROM pg_class c "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+                        "AND n.nspname IN ('public', 'billing') ORDER BY 1", db=name).split()
+    return rows + [cluster.psql(f"SELECT oid FROM pg_database WHERE datname = '{name}'").strip()]
+
+
+def pull_changed(project):
+    return sync.copy(project, "production", "local", task="db.sync.from-production", changed=True)
+
+
+def test_only_what_changed_on_either_side_is_copied_and_local_equals_production(pulled, prod, local, dbname, capsys):
+    prod.psql("UPDATE users SET name = 'ui edit' WHERE id <= 10", db=dbname)  # 10 rows of one small table
+    local.psql("DELETE FROM billing.invoices WHERE id = 7", db=dbname)  # local work is overwritten, as a pull does
+    before = files(local, dbname)
+    rec = pull_changed(pulled)
+    assert rec["tables"] == {"app": ["billing.invoices", "public.users"]}
+    assert table_digests(local, dbname) == table_digests(prod, dbname)
+    assert sequences(local, dbname) == sequences(prod, dbname)
+    after = files(local, dbname)
+    untouched = [f for f in before if "users" not in f and "invoices" not in f]
+    assert untouched and all(f in after for f in untouched)  # the other tables and the database itself stay
+    assert "changed since the last sync: billing.invoices, public.users" in capsys.readouterr().err
+    # the record is exact: nothing changed since, so nothing to do
+    assert pull_changed(pulled).get("tables") is None
+
+
+def test_a_write_by_a_session_that_stays_open_comes_along(pulled, prod, local, dbname):
+    held = subprocess.Popen([f"{prod.bin}/psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(prod.port), "-U", "postgres",
+                             "-d", dbname], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        held.stdin.write("UPDATE billing.invoices SET note = 'held session' WHERE id = 5;\n"
+                         "SELECT pg_stat_reset();\n")  # and counters cannot have seen it
+        held.stdin.flush()
+        for _ in range(100):  # the write is committed (autocommit) while the session stays open
+            if prod.psql("SELECT note FROM billing.invoices WHERE id = 5", db=dbname).strip() == "held session":
+                break
+            subprocess.run(["sleep", "0.05"])
+        rec = pull_changed(pulled)
+        assert rec["tables"] == {"app": ["billing.invoices"]}
+        assert table_digests(local, dbname) == table_digests(prod, dbname)
+    finally:
+        held.stdin.close()
+        held.wait(timeout=10)
+
+
+def test_a_sequence_move_copies_its_table(pulled, prod, local, dbname):
+    prod.psql("SELECT nextval('users_id_seq')", db=dbname)  # an insert that rolled back moves it too
+    assert pull_changed(pulled)["tables"] == {"app": ["public.users"]}
+    assert sequences(local, dbname) == sequences(prod, dbname)
+
+
+def test_a_schema_change_is_a_whole_database_pull_saying_why(pulled, prod, local, dbname, capsys):
+    prod.psql("ALTER TABLE users ADD COLUMN nickname text", db=dbname)
+    rec = pull_changed(pulled)
+    assert rec["tables"] == {"app": "all"}
+    assert "--changed cannot be exact here (public.users: schema in production since the last sync)" \
+        in capsys.readouterr().err
+    assert table_digests(local, dbname) == table_digests(prod, dbname)
+
+
+def test_without_a_record_it_pulls_the_whole_database(prod, local, sshd, dbname, project_for, capsys):
+    project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
+    sync.copy(project, "production", "local", task="db.sync.from-production")
+    (project.state_dir / "sync-state.json").unlink()
+    assert pull_changed(project)["tables"] == {"app": "all"}
+    assert "no exact record of the last sync" in capsys.readouterr().err
+
+
+def test_the_replaced_tables_are_backed_up_and_restore(pulled, prod, local, dbname):
+    local.psql("UPDATE users SET name = 'local work' WHERE id = 3", db=dbname)
+    before = table_digests(local, dbname)
+    rec = pull_changed(pulled)
+    taken = backup_store.get(pulled, rec["backup"])
+    assert taken.kind == "table" and taken.databases["app"]["object"] == "public.users"
+    backup.restore_backup(pulled, taken.name, "local", force=True)
+    assert table_digests(local, dbname) == before
+    assert "local" not in syncstate.read(pulled)["app"]["base"]  # restored: no longer what the sync left
