@@ -15,6 +15,7 @@ from .. import backup_store, drift, guard, hooks, syncstate
 from ..engines import engine_for
 from ..errors import CommandError, GuardError, ProdmirrorError
 from ..hosts import check_containers
+from ..parallel import together
 from ..transfer import restore_all
 from ..ui import say
 from .run import Run
@@ -120,8 +121,8 @@ class _Copy:
         if a.env not in base or b.env not in base:
             why = "no exact record of the last sync"
         else:
-            self.source_now = engine.snapshot(self.src_host, a)
-            self.target_now = engine.snapshot(self.dst_host, b)
+            self.source_now, self.target_now = together(lambda: engine.snapshot(self.src_host, a),
+                                                        lambda: engine.snapshot(self.dst_host, b))
             tables, why = drift.plan_changed(base[a.env], self.source_now, base[b.env], self.target_now,
                                              (a.env, b.env))
         if why:
@@ -168,8 +169,8 @@ class _Copy:
         if b.env not in base or a.env not in base:
             raise GuardError(f"{a.key}: no exact record of the last sync, so what changed on either side is unknown: "
                              f"run db.sync.from-production first, or push the whole database with --full")
-        self.target_now = engine.snapshot(self.dst_host, b)
-        self.source_now = engine.snapshot(self.src_host, a)
+        self.target_now, self.source_now = together(lambda: engine.snapshot(self.dst_host, b),
+                                                    lambda: engine.snapshot(self.src_host, a))
         plan = drift.plan_push(base[b.env], self.target_now, base[a.env], self.source_now, same=self._same)
         if plan.blockers:
             raise GuardError(f"{a.key}: a table-by-table push cannot carry these changes since the last sync "

@@ -45,6 +45,8 @@ def test_load_ssh_mapping_form(tmp_path):
     (lambda c: c["environments"]["local"]["databases"]["gamit"].update(name="db; drop"),
      "environments.local.databases.gamit.name: unexpected characters"),
     (lambda c: c.update(backups={"keep": -1}), "backups.keep: -1 is out of range"),
+    (lambda c: c.update(backups={"keep_databases": "two"}), "backups.keep_databases: expected a whole number"),
+    (lambda c: c.update(backups={"keep_databases": -2}), "backups.keep_databases: -2 is out of range"),
 ])
 def test_load_reports_mistake_naming_the_key(tmp_path, mutate, message):
     cfg = base()

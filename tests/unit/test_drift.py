@@ -64,3 +64,50 @@ def test_guard_refuses_names_what_changed_and_only_the_flag_overrides():
     assert drift.guard(last, "production", now, False, "app", only={"public.orders"}) == []
     with pytest.raises(GuardError, match="no exact record"):
         drift.guard({"counters": {}}, "production", now, False, "app")  # written by an older prodmirror
+
+
+# --- change marks: what they may be compared with, and the incremental pull's plan -----------------
+
+def marked(tables, xid=("16384", 1000), large_objects=0, **kw):
+    return {**snap(tables, **kw), "xid": list(xid), "large_objects": large_objects}
+
+
+MARKED = marked({"public.users": (3, "xmin:1"), "public.orders": (5, "xmin:2")})
+
+
+@pytest.mark.parametrize("now_xid, comparable", [
+    (("16384", 1000), True), (("16384", 5000), True),
+    (("16385", 5000), False),                      # another database (dropped and created again)
+    (("16384", 999), False),                       # the counter went back: a restore to an earlier point
+    (("16384", 1000 + (1 << 31)), False),          # so many transactions later an old xmin could come again
+])
+def test_marks_compare_only_within_one_database_and_xid_span(now_xid, comparable):
+    now = marked(MARKED["tables"], xid=now_xid)
+    assert drift.comparable(MARKED, now) is comparable
+    assert drift.changes(MARKED, now) == ({} if comparable else {"public.orders": "rows", "public.users": "rows"})
+
+
+def test_snapshots_without_marks_always_compare():
+    assert drift.comparable(BASE, BASE) and drift.changes(BASE, BASE) == {}
+
+
+def test_the_incremental_plan_takes_what_changed_on_either_side():
+    prod_now = marked({"public.users": (3, "xmin:9"), "public.orders": (5, "xmin:2")}, xid=("16384", 1200))
+    local_now = marked({"public.users": (3, "xmin:1"), "public.orders": (4, "xmin:7")}, xid=("7", 50))
+    local_base = marked(MARKED["tables"], xid=("7", 40))
+    assert drift.plan_changed(MARKED, prod_now, local_base, local_now) == (["public.orders", "public.users"], None)
+    assert drift.plan_changed(MARKED, MARKED, local_base, local_base) == ([], None)
+
+
+@pytest.mark.parametrize("prod_now, why", [
+    (marked({**MARKED["tables"], "public.new": (0, "xmin:0")}), "public.new: new in production"),
+    (marked(MARKED["tables"], schema={"public.users": "s2", "public.orders": "s1"}), "public.users: schema in production"),
+    (marked(MARKED["tables"], large_objects=2), "large objects"),
+    (marked(MARKED["tables"], xid=("99", 2000)), "production's database was replaced or restored"),
+    (snap(MARKED["tables"]), "no change marks"),
+    (marked(MARKED["tables"], sequences={"public.ticket": ["7", None]}), "a sequence that belongs to no table"),
+])
+def test_the_incremental_plan_says_why_it_cannot_be_exact(prod_now, why):
+    tables, reason = drift.plan_changed(marked(MARKED["tables"], sequences={"public.ticket": ["5", None]})
+                                        if "sequence" in why else MARKED, prod_now, MARKED, MARKED)
+    assert tables is None and why in reason

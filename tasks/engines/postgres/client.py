@@ -55,7 +55,15 @@ def exists(host, db, name=None):
 
 
 def tool_version(host, tool="pg_dump"):
-    """Return the version text of a client tool on `host` (e.g. '15.18'), or raise HostError if it is missing."""
+    """Return the version text of a client tool on `host` (e.g. '15.18'), or raise HostError if it is
+    missing. Asked once per host and run (a preflight and the backup's manifest both want it)."""
+    known = host.__dict__.setdefault("_tool_versions", {})
+    if tool not in known:
+        known[tool] = _tool_version(host, tool)
+    return known[tool]
+
+
+def _tool_version(host, tool):
     try:
         out = host.run([tool, "--version"]).stdout
     except CommandError as exc:

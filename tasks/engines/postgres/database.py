@@ -5,6 +5,7 @@ besides the data is needs.py)."""
 import time
 
 from ...errors import CommandError, ProdmirrorError
+from ...parallel import together
 from ..base import Restore
 from . import needs
 from .archive import TocRewrite, without_credentials
@@ -73,8 +74,9 @@ def preflight(src_host, src, dst_host, dst):
     than pg_dump, or when the target lacks roles or extensions the source's schema needs (needs.py):
     the mismatches that otherwise fail half way.
     """
-    dump_v, restore_v = tool_version(src_host, "pg_dump"), tool_version(dst_host, "pg_restore")
-    server, src_exists, _ = server_facts(src_host, src)
+    (dump_v, (server, src_exists, _)), (restore_v, (_, dst_exists, stuck)) = together(
+        lambda: (tool_version(src_host, "pg_dump"), server_facts(src_host, src)),
+        lambda: (tool_version(dst_host, "pg_restore"), server_facts(dst_host, dst)))  # each side's at once
     if not src_exists:
         raise ProdmirrorError(f"{src.path}: database {src.name!r} does not exist on {src_host.label}")
     if _major(dump_v) < server:
@@ -83,7 +85,6 @@ def preflight(src_host, src, dst_host, dst):
     if _major(restore_v) < _major(dump_v):
         raise ProdmirrorError(f"{dst_host.label}: pg_restore {restore_v} cannot read an archive from pg_dump {dump_v}; "
                               f"install postgresql-client-{_major(dump_v)} there")
-    _, dst_exists, stuck = server_facts(dst_host, dst)
     if stuck:  # found before any data moves: the swap at the end could not take the database
         raise _stuck_sessions(dst_host, dst, stuck)
     needs.ensure(src_host, src, dst_host, dst)  # last: it may create roles, once nothing else refuses
