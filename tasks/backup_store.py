@@ -102,7 +102,8 @@ def list_backups(project, folder=None, warn=False):
                 except BackupError as exc:
                     if warn:
                         say(f"skipping {exc}")
-    return sorted(found, key=lambda b: (b.created, b.name), reverse=True)
+    # (created to the microsecond: a name freed by retention may be given again within the same second)
+    return sorted(found, key=lambda b: (datetime.fromisoformat(b.created), b.name), reverse=True)
 
 
 def get(project, name, folder=None):
@@ -119,6 +120,21 @@ def get(project, name, folder=None):
 def save_manifest(backup):
     """Rewrite a complete backup's manifest atomically (to add facts learnt later, such as a restore)."""
     write_json(backup.path / "manifest.json", backup.manifest)
+
+
+def _partial(folder, name):
+    """Create and return the `.partial-NAME-PID` folder a backup is written into before it is moved into
+    place. Raise BackupError (one line) when the backups folder cannot be written: found before anything
+    is changed."""
+    work = folder / f".partial-{name}-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_dead_partials(folder)
+        work.mkdir()
+    except OSError as exc:
+        raise BackupError(f"cannot write backups into {folder} ({exc.strerror or exc}): check backups.dir; "
+                          "nothing was changed") from None
+    return work
 
 
 def _new_name(folder, env, stamp):
@@ -138,15 +154,8 @@ class BackupWriter:
         self.keep = project.backups_keep if keep is None else keep
         stamp = datetime.now(timezone.utc)
         self.name = _new_name(self.folder, env, stamp)
-        self.work = self.folder / f".partial-{self.name}-{os.getpid()}"
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            _remove_dead_partials(self.folder)
-            self.work.mkdir()
-        except OSError as exc:
-            raise BackupError(f"cannot write backups into {self.folder} ({exc.strerror or exc}): check backups.dir; "
-                              "nothing was changed") from None
-        self.manifest = {"name": self.name, "env": env, "created": stamp.isoformat(timespec="seconds"),
+        self.work = _partial(self.folder, self.name)
+        self.manifest = {"name": self.name, "env": env, "created": stamp.isoformat(timespec="microseconds"),
                          "reason": reason, "databases": {}}
 
     def add(self, host, db, obj=None):
@@ -246,9 +255,17 @@ class KeptDatabases:
         self.stamp = datetime.now(timezone.utc)
         self.name = _new_name(project.backups_dir, env, self.stamp)
         self.kept = {}  # db key: (Database, kept name)
+        self.work = None  # the manifest's folder, made by name_for(): an unwritable backups.dir stops the run there
+
+    def abort(self):
+        """The run failed before the swap: nothing was kept; remove the manifest's folder."""
+        if self.work:
+            shutil.rmtree(self.work, ignore_errors=True)
 
     def name_for(self, db):
         """Return the name database `db` is kept under (≤ 63 bytes, unique per backup)."""
+        if self.work is None:
+            self.work = _partial(self.project.backups_dir, self.name)
         suffix = "__pm_" + self.name[len(self.env) + 1:].replace("_", "")
         kept = engine_for(db).side_name(db.name, suffix)
         self.kept[db.key] = (db, kept)
@@ -264,13 +281,14 @@ class KeptDatabases:
                 entries[key] = {"engine": db.engine, "database": db.name, "kept_as": kept, "oid": facts[0],
                                 "size": facts[1]}
         if not entries:
+            self.abort()
             return None
-        manifest = {"name": self.name, "env": self.env, "created": self.stamp.isoformat(timespec="seconds"),
+        manifest = {"name": self.name, "env": self.env, "created": self.stamp.isoformat(timespec="microseconds"),
                     "reason": self.reason, "databases": entries}
         folder = self.project.backups_dir / self.name
         try:
-            folder.mkdir(parents=True)
-            write_json(folder / "manifest.json", manifest)
+            write_json(self.work / "manifest.json", manifest)
+            os.replace(self.work, folder)
         except OSError as exc:
             raise BackupError(f"recording database backup {self.name} failed ({exc.strerror or exc}); the previous "
                               f"databases are kept as {', '.join(k for _, k in self.kept.values())}") from None

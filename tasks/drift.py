@@ -2,9 +2,10 @@
 last synced them, proved from content and schema.
 
 At every sync prodmirror records, per environment, a `snapshot` (engines/base.py) of the state both
-ended with: each table's rows and content hash, its schema signature, every sequence's value. Taken
-on the target right after the data landed, it is exactly the state the dump saw, whatever was written
-in production while the pull ran. Comparing a fresh snapshot with it finds every change: inserts,
+ended with: each table's rows and mark (Postgres: a change mark, engines/postgres/marks.py; MongoDB: a
+content hash), its schema signature, every sequence's value. The source's is taken in the dump's own
+snapshot (or before the dump: a write in between then counts as a change), the target's on what
+landed, so each is exactly the state the dump saw, whatever was written in production meanwhile. Comparing a fresh snapshot with it finds every change: inserts,
 updates, deletes, TRUNCATE, DDL (a column, an index, a table added or dropped), sequence moves, and
 writes that statistics counters have not seen yet (a session that stays open, a stats reset, a
 restart). Counters are never used to prove "unchanged".

@@ -116,9 +116,14 @@ def dbname(prod, local):
     sample.create(prod, name, "spmo_admin")
     yield name
     for cluster in (prod, local):
-        kept = cluster.psql(f"SELECT datname FROM pg_database WHERE datname LIKE '{name}\\_\\_pm\\_%'").split()
-        for db in [name, *kept]:  # and the previous databases kept as backups
-            cluster.psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        drop_database(cluster, name)
+
+
+def drop_database(cluster, name):
+    """Drop database `name` and the previous ones a pull kept of it (`name__pm_…`, database backups)."""
+    kept = cluster.psql(f"SELECT datname FROM pg_database WHERE datname LIKE '{name}\\_\\_pm\\_%'").split()
+    for db in [name, *kept]:
+        cluster.psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 def pg_db(cluster, name, **extra):

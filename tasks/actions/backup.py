@@ -142,7 +142,11 @@ def restore_into(run, taken, target, dbs, force=False, paths=None):
             restore = engine.AtomicRestore(host, db, portable=portable,
                                            **({"keep_as": kept[db.key]} if db.key in kept else {}))
         jobs.append((lambda path=paths[db.key]: FileSource(path), restore, f"{db.key}: {taken.name} → {target}"))
-    restore_all(jobs)  # none is swapped in until all have arrived
+    try:
+        restore_all(jobs)  # none is swapped in until all have arrived
+    except BaseException:
+        keeper.abort()
+        raise
     if kept:
         aside = keeper.commit(hosts, protect={taken.name})
         run.record["backup"] = ", ".join(filter(None, [run.record["backup"], aside and aside.name]))
@@ -168,6 +172,7 @@ def _swap_kept_in(run, taken, target, dbs, force):
             engine.swap_kept(host, db, taken.databases[db.key]["kept_as"], aside)
             done.append((db, aside))
     except BaseException:
+        keeper.abort()
         for db, aside in reversed(done):
             if aside:  # the kept database goes back under its kept name, the replaced one into place
                 engine_for(db).swap_kept(hosts.for_db(db), db, aside, taken.databases[db.key]["kept_as"])

@@ -77,7 +77,12 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
                 jobs += made
                 owners += [item] * len(made)
         recheck = lambda: [item.recheck() for item in work if item.moves]  # noqa: E731
-        for item, moved in zip(owners, restore_all(jobs, before_commit=recheck)):  # none swapped in until all arrived
+        try:
+            arrived = restore_all(jobs, before_commit=recheck)  # none swapped in until all arrived
+        except BaseException:
+            keeper.abort()  # nothing was swapped, so nothing was kept
+            raise
+        for item, moved in zip(owners, arrived):
             moved_bytes = run.record.setdefault("bytes", {})
             moved_bytes[item.a.key] = moved_bytes.get(item.a.key, 0) + moved.bytes
         if keeper.kept:
@@ -148,7 +153,7 @@ class _Copy:
                 self.steps.append(f"{a.key}: OVERWRITE {b.env}'s changes since the last sync ({OVERWRITE}): "
                                   f"{', '.join(overwritten)}")
             else:
-                self.steps.append(f"{a.key}: {b.env} unchanged since the last sync (content and schema compared)")
+                self.steps.append(f"{a.key}: {b.env} unchanged since the last sync (rows, schema and sequences compared)")
         self.keeps = self.facts["target_exists"] and backup_store.keeps_database(self.run.project, b)
         if self.keeps:
             self.steps.append(f"{a.key}: keep {b.env}'s {b.name} as a database backup (renamed aside by the swap: "
@@ -302,7 +307,7 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
                 rec["overwritten"] = overwritten
                 steps.append(f"OVERWRITE {target}'s changes since the last sync ({OVERWRITE}): {', '.join(overwritten)}")
             else:
-                steps.append(f"{label} unchanged in {target} since the last sync (content and schema compared)")
+                steps.append(f"{label} unchanged in {target} since the last sync (rows, schema and sequences compared)")
         steps += [f"back up {target}'s {label}", f"replace {target}'s {label} with {source}'s in one transaction"]
         steps += [f"{b.key}: after-sync hooks ({', '.join(b.after_sync)})"] if b.after_sync else []
         if not run.proceed(f"{task}: {source} → {target}", steps):

@@ -66,4 +66,7 @@ def test_signal_mid_pull_rolls_back_releases_locks_and_is_audited(prod, local, s
     records = [json.loads(line) for line in (repo / ".prodmirror" / "audit.jsonl").read_text().splitlines()]
     assert [(r["task"], r["result"], r["signal"]) for r in records] == [
         ("db.sync.from-production", "interrupted", signal.Signals(signum).name)]
-    assert records[0]["backup"], "the local backup taken before the stream is named in the audit line"
+    # local's previous database would have been kept by the swap; interrupted before it, nothing was
+    assert records[0]["backup"] is None
+    assert local.psql(f"SELECT count(*) FROM pg_database WHERE datname LIKE '{dbname}\\_\\_pm\\_%'").strip() == "0"
+    assert not [p for p in (repo / "backups").glob("*")] if (repo / "backups").exists() else True

@@ -17,9 +17,13 @@ PAD = ("INSERT INTO public.events SELECT now(), jsonb_build_object('pad', md5(g:
        "FROM generate_series(1, {n}) g")
 
 
-def _config(prod, local, sshd, dbname, **limits):
+def _config(prod, local, sshd, dbname, file_backups=False, **limits):
+    """`file_backups`: local is dumped to a file before a pull (backups.keep_databases 0; what
+    production always gets) instead of being kept as a database backup."""
     cfg = make_config(prod, local, dbname, ssh=sshd.target())
     cfg["limits"] = {"stall": "3s", "lock_wait": "3s", **limits}
+    if file_backups:
+        cfg["backups"]["keep_databases"] = 0
     return cfg
 
 
@@ -45,7 +49,7 @@ def tiny_disk(tmp_path):
 
 def test_disk_full_while_backing_up_is_one_line_within_seconds(prod, local, sshd, dbname, project_for, tiny_disk):
     before = _local_copy(local, dbname, rows=400000)  # its backup is far larger than 5 MB
-    project = project_for(_config(prod, local, sshd, dbname))
+    project = project_for(_config(prod, local, sshd, dbname, file_backups=True))
     assert project.backups_dir == tiny_disk
     started = time.monotonic()
     with pytest.raises(BackupError) as caught:
@@ -167,7 +171,7 @@ def test_a_session_that_appears_during_the_transfer_is_waited_out_with_a_bound(p
 
 def test_a_lock_held_on_the_target_does_not_block_the_backup_forever(prod, local, sshd, dbname, project_for):
     before = _local_copy(local, dbname)
-    project = project_for(_config(prod, local, sshd, dbname))
+    project = project_for(_config(prod, local, sshd, dbname, file_backups=True))
     holder = _hold(local, dbname, "BEGIN; LOCK TABLE keep IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);", user="spmo_admin")
     try:
         started = time.monotonic()

@@ -13,7 +13,7 @@ from tasks.actions import backup, sync
 from tasks.errors import ProdmirrorError
 from tasks.sandbox.sample import clinic, shop
 from tests import compare
-from tests.conftest import cli_project, db_exists, inv, make_config, pg_db
+from tests.conftest import cli_project, db_exists, drop_database, inv, make_config, pg_db
 
 _names = itertools.count(1)
 
@@ -34,7 +34,7 @@ def sample(prod, local):
     yield create
     for module, name in made:
         for cluster in (prod, local):
-            cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(cluster, name)
     drop_roles(local, clinic.ROLES + shop.ROLES)
 
 

@@ -10,7 +10,7 @@ from tasks import audit
 from tasks.actions import backup, sync
 from tasks.errors import CommandError, GuardError, HostError
 from tasks.ui import Progress
-from tests.conftest import db_exists, make_config, pg_db, sequences, table_digests
+from tests.conftest import db_exists, drop_database, make_config, pg_db, sequences, table_digests
 
 
 def test_pull_over_ssh_copies_schema_data_and_sequences(prod, local, sshd, dbname, project_for):
@@ -47,12 +47,13 @@ def test_pull_into_container_backs_up_and_replaces(prod, local, sshd, container_
         assert table_digests(container_pg, dbname) == table_digests(prod, dbname)
         assert sequences(container_pg, dbname) == sequences(prod, dbname)
         manifest = json.loads((project.backups_dir / rec["backup"] / "manifest.json").read_text())
-        assert manifest["env"] == "local" and manifest["databases"]["app"]["verified"] is True
+        kept = manifest["databases"]["app"]["kept_as"]  # the previous database itself, in the container
+        assert manifest["env"] == "local" and container_pg.psql("SELECT x FROM old_data", db=kept).strip() == "42"
         # The backup holds the old local data: restoring it brings old_data back.
         backup.restore_backup(project, rec["backup"], "local", task="db.backup.restore-local")
         assert container_pg.psql("SELECT x FROM old_data", db=dbname).strip() == "42"
     finally:
-        container_pg.psql(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        drop_database(container_pg, dbname)
 
 
 def test_pull_dry_run_changes_nothing(prod, local, sshd, dbname, project_for):
@@ -96,7 +97,10 @@ def test_pull_with_dump_killed_midway_leaves_local_untouched(prod, local, sshd, 
     assert not db_exists(local, dbname[:55] + "__pm_new")
     assert not list((project.state_dir / "locks").glob("*.lock"))
     last = audit.read(project.state_dir)[-1]
-    assert last["result"] == "failed" and "pg_dump" in last["error"] and last["backup"]
+    assert last["result"] == "failed" and "pg_dump" in last["error"] and last["backup"] is None
+    # nothing was swapped, so nothing was kept: no database backup, no renamed database left behind
+    assert local.psql(f"SELECT count(*) FROM pg_database WHERE datname LIKE '{dbname}\\_\\_pm\\_%'").strip() == "0"
+    assert not list(project.backups_dir.glob("*")) if project.backups_dir.exists() else True
 
 
 def test_pull_refuses_protected_target_without_terminal(prod, local, sshd, dbname, project_for, monkeypatch):

@@ -1,5 +1,6 @@
-"""Tables: listing, the names they are shown and recorded under, fingerprints and snapshots, and
-the after-sync password reset. Copying tables is table_copy.py."""
+"""Tables: listing, the names they are shown and recorded under, content fingerprints (which compare
+across servers), snapshots (what the drift guard compares: change marks, marks.py, with schema
+signatures and sequences), and the after-sync password reset. Copying tables is table_copy.py."""
 
 import re
 
