@@ -15,8 +15,8 @@ from .clone import clone_dump, clone_facts, clone_template, drop, online_clone_a
 from .database import AtomicRestore, dump, dump_argv, preflight, restore_argv, server_facts, _side_name  # noqa: F401
 from .privileges import apply_privileges, privileges  # noqa: F401
 from .schema import schema  # noqa: F401
-from .table_copy import (ObjectReplace, TablesReplace, dump_object, dump_tables, explain_object_failure,  # noqa: F401
-                         object_jobs,
+from .table_copy import (ObjectReplace, TablesReplace, copy_rows, dump_object, dump_tables, excluded,  # noqa: F401
+                         explain_object_failure, object_jobs,
                          explain_table_failure, object_label, object_parts, parse_name, qualified, resolve_object,
                          resolve_table, tree)
 from .tables import fingerprint, label, reset_passwords, snapshot, tables  # noqa: F401
@@ -27,3 +27,4 @@ SUFFIX = ".pgdump"
 OBJECT_SUFFIX = ".sql"
 DUMP_TOOL = "pg_dump"
 MAGIC = b"PGDMP"
+EXCLUDES_DEFINITIONS = False  # exclude_data: a table's definition, indexes and triggers come; its rows do not
