@@ -183,3 +183,21 @@ def test_a_one_table_copy_of_an_excluded_table_is_refused(prod, local, sshd, dbn
         "prodmirror: public.audit_log is not copied: environments.production.databases.app.exclude_data "
         "(Audit*, audit_*, hits, log[?], notes_archive, sessions) matches public.audit_log; nothing was changed")
     assert table_digests(prod, dbname) == before[0]
+
+
+def test_status_marks_excluded_tables_and_counts_neither_their_rows_nor_their_sequences(prod, local, sshd, dbname,
+                                                                                         excl, tmp_path):
+    (tmp_path / "repo").mkdir()
+    repo = cli_project(tmp_path / "repo", excluding_config(prod, local, sshd, dbname))
+    (repo / ".prodmirror").mkdir()
+    (repo / ".prodmirror" / "sync-state.json").write_text((excl.state_dir / "sync-state.json").read_text())
+    prod.psql("INSERT INTO public.sessions (user_id, token) VALUES (3, 'ui'); SELECT nextval('public.sessions_id_seq')",
+              db=dbname)
+    res = inv(repo, "db.sync.status")
+    assert res.returncode == 0, res.stderr
+    cells = [[cell.strip() for cell in line.strip("│┃ ").split("│")] for line in res.stdout.splitlines()]
+    table = {row[0]: row[1:] for row in cells if len(row) == 4}
+    assert table["public.sessions"] == ["301", "0", "data not copied (exclude_data)"], res.stdout
+    assert table["public.users"] == ["200", "200", "yes"]
+    assert "app: in sync" in res.stdout and "production unchanged since the last sync" in res.stdout, res.stdout
+    assert "sequences that differ" not in res.stdout
