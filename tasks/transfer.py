@@ -137,6 +137,7 @@ def stream_into(source, restore, label, commit=True):
         restore.finish()
         sink.check()
         if commit:
+            restore.before_commit()
             restore.commit()
     except BaseException:
         source.kill()
@@ -155,7 +156,8 @@ def restore_all(jobs, before_commit=None):
 
     Nothing is swapped in while any is still streaming: a failure or an interruption (even in the
     last one) aborts every restore, and every target stays as it was. `before_commit()`, if given,
-    runs once all have arrived (a last check: it raises to abort them all). If a swap itself fails,
+    runs once all have arrived (a last check: it raises to abort them all), then each restore's own
+    before_commit() (its last work on the arrived data, which may raise too). If a swap itself fails,
     the ones already swapped are undone, newest first.
     """
     arrived, moved = [], []
@@ -165,6 +167,8 @@ def restore_all(jobs, before_commit=None):
             arrived.append(restore)
         if before_commit:
             before_commit()
+        for restore in arrived:
+            restore.before_commit()
     except BaseException:
         for restore in arrived:
             restore.abort()

@@ -14,6 +14,7 @@ every table. `--force` (or FORCE=true) only ever skips the confirmation.
 from .. import backup_store, drift, guard, hooks, syncstate
 from ..engines import engine_for
 from ..errors import CommandError, GuardError, ProdmirrorError
+from ..exclude_data import Excluded
 from ..hosts import check_containers
 from ..parallel import together
 from ..transfer import restore_all
@@ -97,14 +98,20 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
 
 
 class _Copy:
-    """One database of a copy: what it will move, its plan lines, its jobs, and what to record after."""
+    """One database of a copy: what it will move, its plan lines, its jobs, and what to record after.
+
+    What exclude_data keeps out (`self.excluded`) is resolved once here, against both sides: the
+    dump leaves it out, and every snapshot this copy compares or records goes through _snapshot()
+    (the recorded base through strip_record), so its rows are never anybody's change."""
 
     def __init__(self, run, state, a, b, three_way, overwrite, changed=False):
         self.run, self.a, self.b, self.engine = run, a, b, engine_for(a)
         self.src_host, self.dst_host = run.hosts.for_db(a), run.hosts.for_db(b)
-        self.last, self.overwrite, self.steps = state.get(a.key), overwrite, []
+        self.overwrite, self.steps = overwrite, []
         check_containers(self.src_host, self.dst_host)
         self.facts = self.engine.preflight(self.src_host, a, self.dst_host, b)
+        self.excluded = Excluded(self.engine, a, b, self.src_host, self.dst_host if self.facts["target_exists"] else None)
+        self.last = self.excluded.strip_record(state.get(a.key))
         self.tables = None  # None: the whole database; else the labels of the tables pushed
         self.checked = None  # the protected target's snapshot the whole-database guard passed
         self.moves = True
@@ -126,8 +133,8 @@ class _Copy:
         if a.env not in base or b.env not in base:
             why = "no exact record of the last sync"
         else:
-            self.source_now, self.target_now = together(lambda: engine.snapshot(self.src_host, a),
-                                                        lambda: engine.snapshot(self.dst_host, b))
+            self.source_now, self.target_now = together(lambda: self._snapshot(self.src_host, a),
+                                                        lambda: self._snapshot(self.dst_host, b))
             tables, why = drift.plan_changed(base[a.env], self.source_now, base[b.env], self.target_now,
                                              (a.env, b.env))
         if why:
@@ -143,10 +150,15 @@ class _Copy:
                           f"{a.env}'s in one transaction (the other tables stay as they are)")
         return True
 
+    def _snapshot(self, host, db, only=None):
+        """Return the engine's snapshot without the data exclude_data keeps out: what this copy compares
+        and records."""
+        return self.excluded.strip(self.engine.snapshot(host, db, only=only))
+
     def _plan_whole(self):
         a, b, env = self.a, self.b, self.run.project.env(self.b.env)
         if env.protected and self.facts["target_exists"]:
-            now = self.checked = self.engine.snapshot(self.dst_host, b)
+            now = self.checked = self._snapshot(self.dst_host, b)
             overwritten = drift.guard(self.last, b.env, now, self.overwrite, a.key)
             if overwritten:
                 self.run.record.setdefault("overwritten", {})[a.key] = overwritten
@@ -161,6 +173,8 @@ class _Copy:
         else:
             self.steps.append(f"{a.key}: back up {b.env} {b.name}" if self.facts["target_exists"] else
                               f"{a.key}: {b.env} has no {b.name} yet: nothing to back up")
+        if self.excluded.objects:
+            self.steps.append(self.excluded.step(keeps_target=env.protected and self.facts["target_exists"]))
         self.steps.append(f"{a.key}: stream {a.env} {a.name} into a new {b.env} database, swap it in for {b.name} "
                           "once every database has arrived")
         if env.protected:
@@ -174,8 +188,8 @@ class _Copy:
         if b.env not in base or a.env not in base:
             raise GuardError(f"{a.key}: no exact record of the last sync, so what changed on either side is unknown: "
                              f"run db.sync.from-production first, or push the whole database with --full")
-        self.target_now, self.source_now = together(lambda: engine.snapshot(self.dst_host, b),
-                                                    lambda: engine.snapshot(self.src_host, a))
+        self.target_now, self.source_now = together(lambda: self._snapshot(self.dst_host, b),
+                                                    lambda: self._snapshot(self.src_host, a))
         plan = drift.plan_push(base[b.env], self.target_now, base[a.env], self.source_now, same=self._same)
         if plan.blockers:
             raise GuardError(f"{a.key}: a table-by-table push cannot carry these changes since the last sync "
@@ -183,6 +197,11 @@ class _Copy:
                              "(guarded over every table)")
         for name in list(plan.push):  # a table moves with its children: none of them may be production's
             parts = set(engine.object_parts(self.src_host, a, engine.resolve_object(self.src_host, a, name)))
+            if parts & self.excluded.labels:
+                raise GuardError(f"{a.key}: {name} changed locally, but a table-by-table push would move "
+                                 f"{', '.join(sorted(parts & self.excluded.labels))} with it, whose data exclude_data "
+                                 f"keeps out; exclude {name} too, or push the whole database with --full "
+                                 f"({b.env}'s own rows of those are kept)")
             if parts & set(plan.keep + plan.conflicts) - {name}:
                 plan.push.remove(name)
                 plan.conflicts.append(name)
@@ -194,6 +213,8 @@ class _Copy:
                              f"{b.env}'s version")
         self.tables = sorted(plan.push + (plan.conflicts if self.overwrite else []))
         self.moves = bool(self.tables)
+        if self.excluded.objects:
+            self.steps.append(self.excluded.step(keeps_target=True))
         for name in plan.push:
             self.steps.append(f"{a.key}: {name}: push local's (changed locally only)")
         for name in plan.keep:
@@ -217,7 +238,7 @@ class _Copy:
         """Once the new database has arrived, and just before it is swapped in: refuse if the protected
         target changed since it was checked (a write during the transfer would otherwise be lost)."""
         if self.tables is None and self.checked is not None:
-            now = self.engine.snapshot(self.dst_host, self.b)
+            now = self._snapshot(self.dst_host, self.b)
             found = drift.changes(self.checked, now)
             if found:
                 raise GuardError(f"{self.a.key}: {self.b.env} changed while the new database was arriving: "
@@ -226,12 +247,13 @@ class _Copy:
     def jobs(self):
         """Return this database's restore_all jobs (and note in the audit record what they move)."""
         if self.tables is None:
-            jobs = [(lambda: self._dumping(self.engine.dump(self.src_host, self.a, snapshot=True)),
-                               self.engine.AtomicRestore(self.dst_host, self.b, portable=True,
-                                                         keep_privileges=self.run.project.env(self.b.env).protected
-                                                         and self.facts["target_exists"],
-                                                         **({"keep_as": self.keep_as} if self.keep_as else {})),
-                               f"{self.a.key}: {self.a.env} → {self.b.env}")]
+            keep = self.run.project.env(self.b.env).protected and self.facts["target_exists"]
+            exclude = self.excluded.objects
+            kept = {"keep_as": self.keep_as} if self.keep_as else {}
+            jobs = [(lambda: self._dumping(self.engine.dump(self.src_host, self.a, snapshot=True, exclude=exclude)),
+                     self.engine.AtomicRestore(self.dst_host, self.b, portable=True, keep_privileges=keep,
+                                               exclude=exclude, **kept),
+                     f"{self.a.key}: {self.a.env} → {self.b.env}")]
         else:
             objs = [self.engine.resolve_object(self.src_host, self.a, name) for name in self.tables]
             protected = self.run.project.env(self.b.env).protected
@@ -247,20 +269,20 @@ class _Copy:
 
     def finish(self, run):
         """After the data landed: hooks, then record what each side now holds."""
-        a, b, engine, project = self.a, self.b, self.engine, run.project
+        a, b, project = self.a, self.b, run.project
         if self.tables is None:
-            landed = engine.snapshot(self.dst_host, b)  # exactly what the dump saw, as the target holds it
+            landed = self._snapshot(self.dst_host, b)  # exactly what the dump saw, as the target holds it
             if b.after_sync:
                 run.record.setdefault("after_sync", {})[b.key] = hooks.run_after_sync(project, run.hosts, b)
-            bases = {a.env: self.source.seen or landed,
-                     b.env: engine.snapshot(self.dst_host, b) if b.after_sync else landed}
+            seen = self.excluded.strip(self.source.seen)  # the source's, read in the dump's own snapshot
+            bases = {a.env: seen or landed, b.env: self._snapshot(self.dst_host, b) if b.after_sync else landed}
         else:
-            moved = engine.snapshot(self.dst_host, b, only=set(self.tables))
+            moved = self._snapshot(self.dst_host, b, only=set(self.tables))
             target = {part: {**self.target_now[part], **moved[part]} for part in ("tables", "schema", "sequences")}
             target.update(xid=moved.get("xid"), large_objects=moved.get("large_objects"))
             if b.after_sync:
                 run.record.setdefault("after_sync", {})[b.key] = hooks.run_after_sync(project, run.hosts, b)
-                target = engine.snapshot(self.dst_host, b)
+                target = self._snapshot(self.dst_host, b)
             bases = {a.env: self.source_now, b.env: target}
         syncstate.record(project, a.key, a.env, b.env, run.task, bases)
 
@@ -297,6 +319,7 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
         if theirs != parts:
             raise ProdmirrorError(f"{label} is not made of the same tables in {target} "
                                   f"({', '.join(sorted(set(parts) ^ set(theirs)))} differ); run a full sync")
+        Excluded(engine, a, b, src_host, dst_host).refuse(label, parts)  # before the plan: no backup, no prompt
         steps = [f"lock {source} and {target}"]
         if len(parts) > 1:
             steps.append(f"{label} comes with {len(parts) - 1} partition(s) or child table(s): {', '.join(parts[1:])}")
@@ -338,30 +361,34 @@ def copy_object(project, source, target, name, key=None, force=False, dry_run=Fa
 
 
 def status(project, source="production", target="local", keys=None, echo=False):
-    """Return [{key, source, target, schema_diff, last, drift, base}] comparing both sides (snapshots,
-    with the tables' 'contents' that compare across servers: rows, content, schema, sequences; the schema differences worded by `schema_differences`) and saying
-    what changed in `source` since the last sync (None when no exact record)."""
+    """Return [{key, source, target, schema_diff, last, drift, base, excluded}] comparing both sides
+    (snapshots, with the tables' 'contents' that compare across servers: rows, content, schema,
+    sequences; the schema differences worded by `schema_differences`), saying what changed in
+    `source` since the last sync (None when no exact record; the rows of the `excluded` labels,
+    exclude_data's, never count)."""
     pairs = project.pairs(source, target, keys)
     state = syncstate.read(project)
     report = []
     with Run(project, "db.sync.status", echo=echo, audit=False) as run:
         for a, b in pairs:
             engine = engine_for(a)
-            sides, schemas = [], []
+            sides, schemas, hosts = [], [], []
             for db in (a, b):
                 host = run.hosts.for_db(db)
                 check_containers(host)
                 present = engine.exists(host, db)
+                hosts.append(host if present else None)
                 # contents: what compares across the two servers; the snapshot: what drift compares
                 sides.append({**engine.snapshot(host, db), "contents": engine.fingerprint(host, db)["tables"]}
                              if present else None)
                 schemas.append(engine.schema(host, db) if present else None)
+            excluded = Excluded(engine, a, b, *hosts)
             last = state.get(a.key)
-            base = (last or {}).get("base", {}).get(source)
-            changed = drift.changes(base, sides[0]) if base is not None and sides[0] is not None else None
+            base = excluded.strip((last or {}).get("base", {}).get(source))
+            changed = drift.changes(base, excluded.strip(sides[0])) if base is not None and sides[0] is not None else None
             differ = schema_differences(*schemas, names=(source, target)) if None not in schemas else []
             report.append({"key": a.key, "source": sides[0], "target": sides[1], "schema_diff": differ, "last": last,
-                           "drift": changed, "base": base})
+                           "drift": changed, "base": base, "excluded": sorted(excluded.labels)})
     return report
 
 

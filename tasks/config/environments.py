@@ -13,7 +13,7 @@ from .model import Database, Environment, Secret, SSHTarget
 from .validate import SIMPLE_NAME, integer, mapping, only
 
 SSH_STRING = re.compile(r"^(?:(?P<user>[^@\s:]+)@)?(?P<host>[^@\s:]+)(?::(?P<port>\d+))?$")
-DB_KEYS = {"engine", "name", "user", "container", "host", "port", "password", "uri", "after_sync"}
+DB_KEYS = {"engine", "name", "user", "container", "host", "port", "password", "uri", "after_sync", "exclude_data"}
 ENV_KEYS = {"ssh", "protected", "code", "databases"}
 SSH_KEYS = {"host", "user", "port", "key_filename"}
 SCHEMES = ("bcrypt", "pbkdf2_sha256")
@@ -84,7 +84,7 @@ def database(env, key, raw, expand, protected=False):
     raw = mapping(raw, path)
     only(raw, DB_KEYS, path)
     engine = engines.module(raw.get("engine"), f"{path}.engine")
-    values = {k: expand(v, f"{path}.{k}") for k, v in raw.items() if k not in ("engine", "after_sync")}
+    values = {k: expand(v, f"{path}.{k}") for k, v in raw.items() if k not in ("engine", "after_sync", "exclude_data")}
     for required in engine.REQUIRED_KEYS:
         if not values.get(required) and f"{path}.{required}" not in expand.missing:
             raise ConfigError(f"{path}.{required}: required for a {raw['engine']} database")
@@ -105,8 +105,23 @@ def database(env, key, raw, expand, protected=False):
         key=key, env=env, engine=raw["engine"], name=values.get("name") or None, user=values.get("user") or None,
         container=values.get("container") or None, host=values.get("host") or None,
         port=port or None, password=Secret(values["password"]) if values.get("password") else None,
-        uri=Secret(values["uri"]) if values.get("uri") else None, after_sync=hooks, protected=protected,
+        uri=Secret(values["uri"]) if values.get("uri") else None, after_sync=hooks,
+        exclude_data=exclude_data(expand(raw.get("exclude_data"), f"{path}.exclude_data"), f"{path}.exclude_data",
+                                  engine.OBJECT_WORD),
+        protected=protected,
     )
+
+
+def exclude_data(raw, path, word):
+    """Validate `exclude_data`: a list of glob patterns (non-empty, one line each); return them as a tuple.
+
+    `word` is the engine's word for what they name (table, collection)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(p, str) and p.strip() and p.isprintable() for p in raw):
+        shown = repr(raw) if len(repr(raw)) <= 80 else repr(raw)[:79] + "…"
+        raise ConfigError(f"{path}: expected a list of {word} name patterns such as sessions or 'audit_*', got {shown}")
+    return tuple(raw)
 
 
 def after_sync(raw, path, where):

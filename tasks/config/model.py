@@ -55,6 +55,7 @@ class Database:
     password: Secret = None
     uri: Secret = None
     after_sync: dict = field(default_factory=dict)
+    exclude_data: tuple = ()  # glob patterns: tables whose rows (collections that) copies leave out (exclude_data.py)
     protected: bool = False  # its environment's: engines that would change more than the data refuse there
 
     @property

@@ -68,20 +68,23 @@ def status(c, db=None):
         src, dst, last = entry["source"] or {}, entry["target"] or {}, entry["last"]
         a_tables, b_tables = src.get("contents", {}), dst.get("contents", {})
         a_schema, b_schema = src.get("schema", {}), dst.get("schema", {})
+        excluded = set(entry["excluded"])
         rows = []
         for name in sorted(set(a_tables) | set(b_tables)):
             a, b = a_tables.get(name), b_tables.get(name)
             equal = "no (schema)" if a_schema.get(name) != b_schema.get(name) else \
-                "yes" if a and b and a == b else "no"
+                "yes" if a and b and a == b else "data not copied (exclude_data)" if name in excluded else "no"
             rows.append((name, a[0] if a else "—", b[0] if b else "—", equal))
-        seqs = set(src.get("sequences", {})) | set(dst.get("sequences", {}))
-        seq_diff = sorted(s for s in seqs if src.get("sequences", {}).get(s) != dst.get("sequences", {}).get(s))
+        a_seqs, b_seqs = src.get("sequences", {}), dst.get("sequences", {})
+        seq_diff = sorted(s for s in set(a_seqs) | set(b_seqs) if a_seqs.get(s) != b_seqs.get(s)
+                          and (a_seqs.get(s) or b_seqs.get(s))[1] not in excluded)
         if entry["source"] is None:
             verdict = "production database absent"
         elif entry["target"] is None:
             verdict = "local database absent"
         else:
-            same = all(r[3] == "yes" for r in rows) and not seq_diff and not entry["schema_diff"]
+            same = all(r[3] in ("yes", "data not copied (exclude_data)") for r in rows) and not seq_diff \
+                and not entry["schema_diff"]
             verdict = "in sync" if same else "differs"
         way = f" ({last['source']} → {last['target']})" if last and last.get("source") else " (some tables)"
         when = f"last sync {last['time']}{way}" if last and last.get("time") else "never synced"

@@ -4,9 +4,9 @@ it and names what is missing in one line, before anything runs. Config validatio
 engine needs from the module itself (REQUIRED_KEYS, OBJECT_WORD), so adding an engine is one file.
 
 Restores (`AtomicRestore`, `ObjectReplace`) subclass `Restore`: begin() returns the sink that the
-dump is pumped into, then finish() (optional) and commit(); on a failure before commit, abort(); on a
-failure of another restore's commit after this one's, undo(); once every restore of a run is live,
-cleanup() (transfer.restore_all drives several together).
+dump is pumped into, then finish() (optional), before_commit() (optional) and commit(); on a failure
+before commit, abort(); on a failure of another restore's commit after this one's, undo(); once every
+restore of a run is live, cleanup() (transfer.restore_all drives several together).
 """
 
 from typing import Protocol
@@ -19,7 +19,9 @@ class Restore:
     pump the dump into; finish() runs once every byte went in (optional: closing statements);
     commit() makes the data live (e.g. the swap), keeping what it replaced aside until cleanup();
     undo() puts that back after a commit; abort() leaves the target as it was; cleanup() drops what
-    commit() kept aside. abort(), undo() and cleanup() never raise.
+    commit() kept aside. abort(), undo() and cleanup() never raise. before_commit() runs once every
+    restore of the run has arrived (and the run's own last check passed), just before the commits:
+    last work on the arrived data (it raises to abort them all).
     `portable` drops the source's owners and grants (they may not exist on the target) and what
     carries the source's credentials (Postgres: user mappings' options);
     `keep_privileges` re-applies the target's own owners and grants after the swap (a push), and
@@ -35,6 +37,9 @@ class Restore:
 
     def finish(self):
         """Optional: called after the last byte went in, before the sink is checked."""
+
+    def before_commit(self):
+        """Optional: once every restore of the run has arrived, before any commit (raise to abort all)."""
 
     def commit(self):
         """Optional for restores whose sink commits by itself (its check() says whether it did)."""
@@ -60,6 +65,7 @@ class Engine(Protocol):
     DUMP_TOOL: str         # the tool named in a backup's manifest
     KEEPS_DATABASES: bool  # a previous database can be kept, renamed, as a backup (then kept_facts,
     #                        swap_kept, drop_kept, and AtomicRestore's keep_as are given too)
+    EXCLUDES_DEFINITIONS: bool  # exclude_data leaves an object out whole (MongoDB), or only its data (Postgres)
 
     def tool_version(self, host) -> str:
         """Return the dump tool's version on `host`; raise HostError naming what to install."""
@@ -70,14 +76,21 @@ class Engine(Protocol):
     def exists(self, host, db) -> bool:
         """Return whether the database exists."""
 
-    def dump(self, host, db, snapshot=False):
+    def dump(self, host, db, snapshot=False, exclude=()):
         """Start a dump of the whole database; return the source End whose output is the archive. With
         `snapshot`, its `seen` is, after check(), the snapshot of exactly what it dumped, when the
-        engine can tell (else None: the flow then takes the target's as both sides' base)."""
+        engine can tell (else None: the flow then takes the target's as both sides' base). `exclude`
+        (objects from excluded()) are left out: their data (Postgres), or whole (MongoDB)."""
 
-    def AtomicRestore(self, host, db, *, portable=True, keep_privileges=False) -> Restore:  # noqa: N802
-        """Return the Restore that replaces the whole database atomically (engines that keep databases
-        also take `keep_as`: the name the replaced database keeps, as a backup, instead of being dropped)."""
+    def AtomicRestore(self, host, db, *, portable=True, keep_privileges=False, exclude=()) -> Restore:  # noqa: N802
+        """Return the Restore that replaces the whole database atomically. `exclude`: the objects the
+        dump left out; the target keeps its own of them (Postgres: their rows, with `keep_privileges`,
+        a push; MongoDB: the whole collections, always). Engines that keep databases also take
+        `keep_as`: the name the replaced database keeps, as a backup, instead of being dropped."""
+
+    def excluded(self, host, db, patterns) -> list:
+        """Given exclude_data's glob patterns, return the objects (as resolve_object() gives them) of
+        the database whose label or own name one of them matches (exclude_data.matches)."""
 
     def fingerprint(self, host, db, only=None) -> dict:
         """Return {'tables': {name: [rows, content hash]}, 'sequences': {name: value}}: contents that compare

@@ -27,6 +27,7 @@ SUFFIX = ".archive"
 OBJECT_SUFFIX = ".archive"
 DUMP_TOOL = "mongodump"
 KEEPS_DATABASES = False  # a previous database is backed up by mongodump (renaming a database is a copy)
+EXCLUDES_DEFINITIONS = True  # exclude_data: a collection is left out of dump and restore entirely
 NEW, OLD = "__pm_new", "__pm_old"
 URI_VAR = "PRODMIRROR_MONGO_URI"
 CONFIG_WRAPPER = ("umask 077; f=$(mktemp) || exit 1; trap 'rm -f \"$f\"' EXIT; "
@@ -69,25 +70,37 @@ def tool_env(db):
     return {URI_VAR: tool_uri(db.uri.reveal())}
 
 
-def dump_argv(db, collection=None, gzip=False):
+def dump_argv(db, collection=None, gzip=False, exclude=()):
+    """Return the mongodump argv writing an archive of the database (or one `collection`) to stdout,
+    without the `exclude` collections (--excludeCollection, which needs --db: it is always given)."""
     args = ("--archive", f"--db={database_name(db)}")
     if collection:
         args += (f"--collection={collection}",)
+    args += tuple(f"--excludeCollection={name}" for name in exclude)
     return tool_argv("mongodump", *(args + (("--gzip",) if gzip else ())))
 
 
-def restore_argv(db, collection=None, gzip=False):
+def restore_argv(db, collection=None, gzip=False, exclude=()):
     """Return the mongorestore argv that reads an archive on stdin into `<name>.<coll>__pm_new` collections.
 
     `$db$`/`$coll$` are mongorestore namespace variables: whatever the source database was called, its
-    collections land in this database under the temporary names.
+    collections land in this database under the temporary names. The `exclude` collections are left
+    out (--nsExclude) even if the archive has them; the archive's namespaces carry the source's
+    database name, which a restore does not know, hence `*.` (as the one-collection --nsInclude).
     """
     name = database_name(db)
     args = ("--archive", "--drop", "--nsFrom=$db$.$coll$", f"--nsTo={name}.$coll${NEW}")
     if collection:
         args = ("--archive", "--drop", f"--nsInclude=*.{collection}", f"--nsFrom=$db$.{collection}",
                 f"--nsTo={name}.{collection}{NEW}")
+    args += tuple(f"--nsExclude=*.{namespace_literal(coll)}" for coll in exclude)
     return tool_argv("mongorestore", *(args + (("--gzip",) if gzip else ())))
+
+
+def namespace_literal(name):
+    """Given a collection name, return it as a namespace pattern that matches it alone: the tools read
+    `*` as a wildcard and `\\` as an escape, so both are escaped with a backslash."""
+    return name.replace("\\", "\\\\").replace("*", "\\*")
 
 
 def client(db):
@@ -148,8 +161,16 @@ def exists(host, db):
     return database_name(db) in _database(db).client.list_database_names()
 
 
-def dump(host, db, snapshot=False):
-    return host.stream(dump_argv(db), env=tool_env(db))
+def dump(host, db, snapshot=False, exclude=()):
+    """Start mongodump of the whole database (without the `exclude` collections); return the Proc."""
+    return host.stream(dump_argv(db, exclude=exclude), env=tool_env(db))
+
+
+def excluded(host, db, patterns):
+    """Given exclude_data's glob patterns, return the names of the collections one of them matches."""
+    from ..exclude_data import matches
+
+    return [name for name in collections(_database(db)) if matches(patterns, name)] if patterns else []
 
 
 def collections(database):
@@ -227,17 +248,24 @@ class _Swapping(Restore):
 
 class AtomicRestore(_Swapping):
     """mongorestore into `__pm_new` collections, then swap them in (see swap_in); abort drops them.
-    MongoDB databases carry no owners or grants: `portable` and `keep_privileges` have nothing to do."""
+    MongoDB databases carry no owners or grants: `portable` and `keep_privileges` have nothing to do.
+    The `exclude` collections (exclude_data) are not restored, and the target's own are left as they are."""
+
+    def __init__(self, host, db, *, portable=True, keep_privileges=False, exclude=()):
+        super().__init__(host, db, portable=portable, keep_privileges=keep_privileges)
+        self.exclude = list(exclude)
 
     def begin(self):
         _drop_new(_database(self.db))  # leftovers of a killed run; the lock says no other run owns them
-        return self.host.stream(restore_argv(self.db), env=tool_env(self.db))
+        return self.host.stream(restore_argv(self.db, exclude=self.exclude), env=tool_env(self.db))
 
     def commit(self):
         database = _database(self.db)
-        new = sorted(n[: -len(NEW)] for n in database.list_collection_names() if n.endswith(NEW))
+        new = sorted(n[: -len(NEW)] for n in database.list_collection_names() if n.endswith(NEW)
+                     and n[: -len(NEW)] not in self.exclude)
         before = set(collections(database))
-        self.gone = [n for n in before if n not in new]  # the source no longer has them: dropped in cleanup
+        # the source no longer has them: dropped in cleanup (not the excluded ones: they stay as they are)
+        self.gone = [n for n in before if n not in new and n not in self.exclude]
         self.added = [n for n in new if n not in before]
         self.moved = swap_in(database, new, keep_old=True)
 

@@ -114,3 +114,19 @@ def test_create_options_are_checked_in_one_place_as_config_errors():
             create_options(cfg, **options)
     with pytest.raises(ConfigError, match="^--terminate ends the sessions"):
         create_options(_hotfix(strategy="dump"), terminate=True)
+
+
+def test_exclude_data_is_a_tuple_of_patterns_per_database(tmp_path):
+    project = config.load(base(exclude_data=["sessions", "audit_*", "billing.*"]), tmp_path)
+    assert project.env("production").database("gamit").exclude_data == ("sessions", "audit_*", "billing.*")
+    assert project.env("local").database("gamit").exclude_data == ()
+    assert config.load(base(exclude_data=None), tmp_path).env("production").database("gamit").exclude_data == ()
+
+
+@pytest.mark.parametrize("value", ["sessions", ["sessions", 3], [""], ["  "], ["a\nb"], {"sessions": True}, [["x"]]])
+def test_exclude_data_of_the_wrong_shape_is_one_line(tmp_path, value):
+    with pytest.raises(ConfigError) as err:
+        config.load(base(exclude_data=value), tmp_path)
+    message = str(err.value)
+    assert message.startswith("environments.production.databases.gamit.exclude_data: expected a list of table name "
+                              "patterns such as sessions or 'audit_*', got ") and "\n" not in message

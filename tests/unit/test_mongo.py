@@ -203,3 +203,41 @@ def test_schema_is_each_collections_indexes_and_options(monkeypatch):
     assert mongo.schema(None, db()) == before
     del fake["users"]._indexes["email_1"]
     assert sync.schema_differences(before, mongo.schema(None, db())) == ["users: index email_1 only in production"]
+
+
+def test_excluded_collections_leave_the_dump_and_the_restore():
+    dump = mongo.dump_argv(db(), exclude=["sessions", "audit.log"])
+    assert dump[5:] == ("--archive", "--db=valkyrie_ecm", "--excludeCollection=sessions",
+                        "--excludeCollection=audit.log")  # --excludeCollection needs --db: it is there
+    restore = mongo.restore_argv(db(), exclude=["sessions", "odd*name\\x"])
+    assert restore[5:] == ("--archive", "--drop", "--nsFrom=$db$.$coll$", "--nsTo=valkyrie_ecm.$coll$__pm_new",
+                           "--nsExclude=*.sessions", "--nsExclude=*.odd\\*name\\\\x")  # literal * and \ escaped
+    assert mongo.dump_argv(db()) == mongo.dump_argv(db(), exclude=())
+
+
+def test_excluded_collections_are_found_by_glob(monkeypatch):
+    fake = FakeDatabase(["sessions", "audit_2025", "audit_2026", "users", "users__pm_new", "system.views"])
+    monkeypatch.setattr(mongo, "_database", lambda d: fake)
+    assert mongo.excluded(None, db(), ("audit_*", "sessions")) == ["audit_2025", "audit_2026", "sessions"]
+    assert mongo.excluded(None, db(), ()) == []
+
+
+def test_a_whole_restore_leaves_the_targets_excluded_collections_as_they_are(monkeypatch):
+    fake = FakeDatabase(["users", "users__pm_new", "sessions", "gone"])
+    fake.drop_collection = lambda name: fake.names.discard(name) or fake.calls.append(("drop", name))
+    monkeypatch.setattr(mongo, "_database", lambda d: fake)
+    restore = mongo.AtomicRestore(None, db(), exclude=["sessions"])
+    restore.commit()
+    restore.cleanup()
+    assert "sessions" in fake.names and ("drop", "sessions") not in fake.calls
+    assert not any("sessions" in call[0] for call in fake.calls)  # never renamed either
+    assert "gone" not in fake.names and fake.names == {"users", "sessions"}  # what the source lacks still goes
+
+
+def test_a_mongo_snapshot_without_excluded_collections_leaves_out_their_definitions():
+    from tasks import exclude_data
+
+    snap = {"tables": {"sessions": [5, "h"], "users": [2, "u"]}, "schema": {"sessions": "i", "users": "j"},
+            "sequences": {}}
+    out = exclude_data.strip(snap, {"sessions"}, mongo.EXCLUDES_DEFINITIONS)
+    assert out == {"tables": {"users": [2, "u"]}, "schema": {"users": "j"}, "sequences": {}}

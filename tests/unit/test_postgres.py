@@ -98,3 +98,10 @@ def test_needs_refuses_in_one_line_what_the_target_cannot_create():
     protected = Database(key="app", env="production", engine="postgres", name="clinic", user="u", protected=True)
     assert "prodmirror creates no roles in production, a protected environment" in \
         needs.problems(dst, protected, [("may create roles", "true"), ("missing role", "x")])[0]
+
+
+def test_dump_argv_leaves_out_the_rows_of_excluded_tables_named_exactly():
+    argv = postgres.dump_argv(db(), exclude=[("public", "sessions"), ("Sales", 'Audit "Trail"'), ("public", "log?")])
+    assert argv[:5] == ("pg_dump", "--format=custom", "--exclude-table-data=\"public\".\"sessions\"",
+                        '--exclude-table-data="Sales"."Audit ""Trail"""', '--exclude-table-data="public"."log?"')
+    assert postgres.dump_argv(db()) == postgres.dump_argv(db(), exclude=())

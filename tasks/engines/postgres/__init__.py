@@ -16,8 +16,8 @@ from .database import (KEEPS_DATABASES, AtomicRestore, _side_name, drop_kept, du
                        preflight, restore_argv, server_facts, side_name, swap_kept)
 from .privileges import apply_privileges, privileges  # noqa: F401
 from .schema import schema  # noqa: F401
-from .table_copy import (ObjectReplace, TablesReplace, dump_object, dump_tables, explain_object_failure,  # noqa: F401
-                         object_jobs,
+from .table_copy import (ObjectReplace, TablesReplace, copy_rows, dump_object, dump_tables, excluded,  # noqa: F401
+                         explain_object_failure, object_jobs,
                          explain_table_failure, object_label, object_parts, parse_name, qualified, resolve_object,
                          resolve_table, tree)
 from .tables import fingerprint, label, reset_passwords, snapshot, tables  # noqa: F401
@@ -28,3 +28,4 @@ SUFFIX = ".pgdump"
 OBJECT_SUFFIX = ".sql"
 DUMP_TOOL = "pg_dump"
 MAGIC = b"PGDMP"
+EXCLUDES_DEFINITIONS = False  # exclude_data: a table's definition, indexes and triggers come; its rows do not

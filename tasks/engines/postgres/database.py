@@ -4,7 +4,7 @@ besides the data is needs.py)."""
 
 import time
 
-from ...errors import CommandError, ProdmirrorError
+from ...errors import CommandError, ProdmirrorError, last_line
 from ...parallel import together
 from ..base import Restore
 from . import needs
@@ -16,13 +16,18 @@ from .privileges import apply_privileges, privileges
 from .tables import build_snapshot, snapshot_sql
 
 
-def dump_argv(db, lock_wait=None, schema_only=False, snapshot=None):
+def dump_argv(db, lock_wait=None, schema_only=False, exclude=(), snapshot=None):
     """Return the pg_dump argv (custom format; `schema_only`: no data; `snapshot`: an exported
     snapshot's id to dump in). `lock_wait` (seconds) bounds the wait for the shared locks pg_dump
     takes at its start: a table held ACCESS EXCLUSIVE then fails the dump in one line instead of
-    blocking it forever."""
+    blocking it forever. `exclude` ([(schema, table)]): tables whose definitions come but not their
+    rows, each named exactly (quoted, a pg_dump pattern would otherwise fold case and read `*`, `?`
+    and `.` as wildcards and separators)."""
+    from .table_copy import qualified
+
     wait = (f"--lock-wait-timeout={int(lock_wait * 1000)}",) if lock_wait else ()
-    return ("pg_dump", "--format=custom") + (("--schema-only",) if schema_only else ()) + wait \
+    skip = tuple(f"--exclude-table-data={qualified(schema, table)}" for schema, table in exclude)
+    return ("pg_dump", "--format=custom") + (("--schema-only",) if schema_only else ()) + wait + skip \
         + ((f"--snapshot={snapshot}",) if snapshot else ()) + connection_args(db, db.name)
 
 
@@ -91,12 +96,14 @@ def preflight(src_host, src, dst_host, dst):
     return {"server": server, "pg_dump": dump_v, "pg_restore": restore_v, "target_exists": dst_exists}
 
 
-def dump(host, db, snapshot=False):
-    """Start pg_dump (custom format) on `host`; return the source End whose output is the archive.
-    With `snapshot`, its `seen` is, once check() passed, the snapshot (tables.snapshot) of exactly
-    the state it dumped (marks.DumpSnapshot), taken while it streams."""
+def dump(host, db, snapshot=False, exclude=()):
+    """Start pg_dump (custom format) on `host`; return the source End whose output is the archive
+    (without the rows of the `exclude` tables, [(schema, table)]). With `snapshot`, its `seen` is,
+    once check() passed, the snapshot (tables.snapshot) of exactly the state it dumped
+    (marks.DumpSnapshot), taken while it streams."""
     def start(snapshot_id=None):
-        proc = host.stream(dump_argv(db, host.limits.lock_wait, snapshot=snapshot_id), env=client_env(db))
+        proc = host.stream(dump_argv(db, host.limits.lock_wait, exclude=exclude, snapshot=snapshot_id),
+                           env=client_env(db))
         proc.hints = _lock_hint(host, db)
         return proc
 
@@ -133,15 +140,19 @@ class AtomicRestore(Restore):
     (privileges.py: owners, grants, database properties, user mappings, large objects' owners) is
     read before the restore and re-applied after the swap, for every object that still exists; a
     restore that is not portable (a backup of the same environment, owners and grants included)
-    keeps the target's database properties that way.
+    keeps the target's database properties that way. `exclude` ([(schema, table)]) are the tables
+    whose rows the dump left out (exclude_data): with `keep_privileges` (a push) before_commit()
+    copies the live database's current rows of them into the new one, in one transaction, so that
+    the swap never empties them; a failure there aborts the restore like any other.
     """
 
-    def __init__(self, host, db, *, portable=True, keep_privileges=False, keep_as=None):
+    def __init__(self, host, db, *, portable=True, keep_privileges=False, exclude=(), keep_as=None):
         super().__init__(host, db, portable=portable, keep_privileges=keep_privileges)
         self.tmp = _side_name(db.name, "__pm_new")
         self.old = keep_as or _side_name(db.name, "__pm_old")
         self.keep_as = keep_as  # the swap renames the live database to this, and cleanup() keeps it
         self.kept = []
+        self.exclude = [tuple(obj) for obj in exclude]
 
     def begin(self):
         if (self.keep_privileges or not self.portable) and exists(self.host, self.db):
@@ -155,6 +166,24 @@ class AtomicRestore(Restore):
                                     f"CREATE DATABASE {tmp} TEMPLATE template0 OWNER {owner};\n")
         sink = self.host.stream(restore_argv(self.db, self.tmp, self.portable), env=client_env(self.db))
         return TocRewrite(sink, without_credentials) if self.portable else sink
+
+    def before_commit(self):
+        """With `keep_privileges` (a push), copy the live database's current rows of the excluded tables
+        into the new one (table_copy.copy_rows), as late as possible: just before the swaps."""
+        if not (self.keep_privileges and self.exclude):
+            return
+        from .table_copy import copy_rows
+
+        try:
+            carried = copy_rows(self.host, self.db, self.tmp, self.exclude)
+        except CommandError as exc:
+            raise ProdmirrorError(f"{self.db.key}: {self.db.env}'s own rows of the tables exclude_data keeps out do "
+                                  f"not fit the new database ({last_line(exc.stderr) or exc}); nothing was swapped in, "
+                                  f"{self.db.env} is as it was") from None
+        if carried:
+            from ...ui import say
+
+            say(f"{self.db.key}: kept {self.db.env}'s own rows of {', '.join(carried)} (exclude_data)")
 
     def commit(self):
         """Swap in one round trip: end the sessions this role may end, and rename the live database

@@ -120,6 +120,34 @@ def resolve_table(host, db, name):
     raise ProdmirrorError(f"no table {name!r} in {db.env} database {db.name}{hint}")
 
 
+def excluded(host, db, patterns):
+    """Given exclude_data's glob patterns, return [(schema, table)] of the tables whose label
+    (`public.sessions`, `"Sales".orders`) or own name (`sessions`, in any schema) one of them matches,
+    each with its partitions and children (their rows are the table's), parents first."""
+    from ...exclude_data import matches
+
+    found = [(s, t) for s, t in tables(host, db) if matches(patterns, label(s, t), t)] if patterns else []
+    return tree(host, db, found) if found else []
+
+
+def copy_rows(host, db, into, objs):
+    """Replace the rows of tables `objs` ([(schema, table)], each with its tree) in database `into`, on
+    the same server as `db`, with `db`'s current rows of them, in one transaction (TablesReplace:
+    foreign keys checked, triggers held, sequences moved past the copied values). Tables `db` lacks
+    are skipped. Return the labels of those copied; raise CommandError if the copy failed (`into`
+    then has none of it)."""
+    import dataclasses
+
+    from ...transfer import stream_into
+
+    present = set(tables(host, db))
+    carry = [tuple(obj) for obj in objs if tuple(obj) in present]
+    if carry:
+        stream_into(dump_tables(host, db, carry), TablesReplace(host, dataclasses.replace(db, name=into), carry),
+                    f"{db.key}: {db.env}'s own rows of {len(carry)} excluded table(s)")
+    return [label(s, t) for s, t in carry]
+
+
 def tree(host, db, objs):
     """Given [(schema, table)], return those tables and all tables below them (partitions, inheritance
     children), parents first."""
