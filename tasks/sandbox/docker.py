@@ -82,9 +82,9 @@ def ensure_image(docker_client):
 
 STANDIN = "prodmirror/postgrest-standin:1"
 STANDIN_HEALTHCHECK = "prodmirror/postgrest-standin-healthcheck:1"
-SERVE = 'exec /bin/busybox httpd -f -p "$PGRST_SERVER_PORT" -h /www'
-STANDIN_COMMAND = ["/bin/busybox", "sh", "-c", 'mkdir -p /www && echo "postgrest stand-in: $PGRST_DB_SCHEMAS" '
-                   f'> /www/index.html && {SERVE}']
+# httpd in the background and the shell waiting with a trap: the container ends on SIGTERM (docker stop), as
+# PostgREST does, where a PID 1 without a handler would ignore it and be killed only after stop's 10 s.
+SERVE = 'trap "exit 0" TERM\n/bin/busybox httpd -f -p "$PGRST_SERVER_PORT" -h /www &\nwait'
 # The stand-in with a Docker health check (what an image's HEALTHCHECK gives): healthy once its port answers
 # HTTP, unhealthy after 3 failed checks 0.2 s apart.
 HEALTHCHECK = ('HEALTHCHECK --interval=200ms --timeout=2s --retries=3 CMD ["/bin/busybox", "sh", "-c", '
@@ -96,6 +96,9 @@ def standin_command(before="", serve=True):
     serving HTTP on $PGRST_SERVER_PORT unless not `serve`."""
     line = 'mkdir -p /www && echo "postgrest stand-in: $PGRST_DB_SCHEMAS" > /www/index.html'
     return ["/bin/busybox", "sh", "-c", "\n".join(part for part in (line, before, SERVE if serve else "") if part)]
+
+
+STANDIN_COMMAND = standin_command()
 
 
 def ensure_standin(docker_client, busybox="/bin/busybox", healthcheck=False):
