@@ -14,7 +14,9 @@ host networking): `hotfix.create --strategy template` with hotfix.postgrest conf
 operator types in one ssh session: the same CREATE DATABASE … TEMPLATE, `docker run` of the same image, and
 a curl loop until its port answers; print both medians and their difference (target: at most 0.7 s more).
 
-usage: scripts/bench-clone [--runs 3] [--scale 50] [--parts template,dump,container]
+Each case starts with an untimed warm-up pair (--warmup 1), then alternates which of the two goes first.
+
+usage: scripts/bench-clone [--runs 3] [--scale 50] [--parts template,dump,container] [--warmup 1]
 """
 
 import argparse
@@ -44,7 +46,6 @@ def ssh(sshd, command):
 
 
 def timed(argv):
-    os.sync()
     started = time.monotonic()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     return time.monotonic() - started
@@ -75,6 +76,25 @@ def fixed_cost(raw_first, ours_first):
     print(f"median prodmirror hotfix.create  : {ours:.3f} s")
     print(f"fixed cost of prodmirror: {ours - raw:.3f} s (target <= {FIXED_TARGET:.2f})  "
           f"{'OK' if ours - raw <= FIXED_TARGET else 'OVER TARGET'}")
+    return raw, ours
+
+
+def alternate(runs, warmup, clean, raw_run, ours_run, show):
+    """Run raw_run and ours_run (each returns its seconds) `runs` times, raw first in even runs and prodmirror first
+    in odd ones (whichever goes first meets the previous drop's disk work), each after clean() and an os.sync(),
+    after `warmup` untimed pairs; call show(i, raw, ours) after each pair. Return ([raw seconds], [ours])."""
+    raw, ours = [], []
+    for i in range(-warmup, runs):
+        pair = {}
+        for which in (("raw", "ours") if i % 2 == 0 else ("ours", "raw")):
+            clean()
+            os.sync()
+            pair[which] = (raw_run if which == "raw" else ours_run)()
+        clean()
+        if i >= 0:
+            raw.append(pair["raw"])
+            ours.append(pair["ours"])
+            show(i, pair["raw"], pair["ours"])
     return raw, ours
 
 
@@ -126,18 +146,18 @@ def container_case(args, prod, sshd, user, base, conn, drop):
             pass
         drop()
 
-    raw, ours, peaks = [], [], []
+    peaks = []
+
+    def ours_run():
+        seconds, peak = run_task(repo, "hotfix.create", "--strategy", "template", "--force")
+        peaks.append(peak)
+        return seconds
+
+    def show(i, raw, ours):
+        print(f"container run {i + 1}: raw {raw:.2f} s · prodmirror {ours:.2f} s ({ours - raw:+.2f} s)", flush=True)
+
     try:
-        for i in range(args.runs):
-            clean()
-            raw.append(timed(raw_argv))
-            clean()
-            os.sync()
-            seconds, peak = run_task(repo, "hotfix.create", "--strategy", "template", "--force")
-            ours.append(seconds)
-            peaks.append(peak)
-            print(f"container run {i + 1}: raw {raw[-1]:.2f} s · prodmirror {ours[-1]:.2f} s "
-                  f"(+{ours[-1] - raw[-1]:.2f} s)", flush=True)
+        raw, ours = alternate(args.runs, args.warmup, clean, lambda: timed(raw_argv), ours_run, show)
     finally:
         clean()
     median_raw, median_ours = statistics.median(raw), statistics.median(ours)
@@ -155,6 +175,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale", type=int, default=50, help="pgbench scale (50 ≈ 790 MB)")
     parser.add_argument("--parts", default=",".join(PARTS), help="which cases, of " + ",".join(PARTS))
+    parser.add_argument("--warmup", type=int, default=1, help="untimed pairs before each case's runs")
     args = parser.parse_args()
     parts = args.parts.split(",")
     if not parts or set(parts) - set(PARTS):
@@ -184,22 +205,25 @@ def main():
         for strategy, raw_argv, target in (("template", raw_sql, 1.10), ("dump", raw_dump, 1.10)):
             if strategy not in parts:
                 continue
-            raw, ours, peaks = [], [], []
-            for i in range(args.runs):
-                drop()
-                raw.append(timed(raw_argv))
-                drop()
-                os.sync()  # both start with the previous run's writes on disk
+            peaks = []
+
+            def ours_run():
                 started = time.time()
-                subprocess.run(raw_select, check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(raw_select, check=True, stdout=subprocess.DEVNULL)  # the raw first SQL, beside it
                 raw_first.append(first_sql(prod, started))
                 started = time.time()
                 seconds, peak = run_task(repo, "hotfix.create", "--strategy", strategy, "--force")
                 ours_first.append(first_sql(prod, started))
-                ours.append(seconds)
                 peaks.append(peak)
-                print(f"{strategy} run {i + 1}: raw {raw[-1]:.2f} s · prodmirror {ours[-1]:.2f} s "
-                      f"(first SQL after {ours_first[-1]:.3f} s; raw ssh psql after {raw_first[-1]:.3f} s)", flush=True)
+                return seconds
+
+            def show(i, raw, ours):
+                print(f"{strategy} run {i + 1}: raw {raw:.2f} s · prodmirror {ours:.2f} s (first SQL after "
+                      f"{ours_first[-1]:.3f} s; raw ssh psql after {raw_first[-1]:.3f} s)", flush=True)
+
+            start = len(raw_first)
+            raw, ours = alternate(args.runs, args.warmup, drop, lambda: timed(raw_argv), ours_run, show)
+            del raw_first[start:start + args.warmup], ours_first[start:start + args.warmup]  # not the warm-up's
             print(f"\n== strategy {strategy}")
             ratios[strategy] = report(raw, ours, peaks, target, "raw")
             summary.append(f"{strategy} {ratios[strategy]:.3f}")
