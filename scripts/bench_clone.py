@@ -9,7 +9,14 @@ the SSH handshake, the facts query) against the raw `ssh HOST psql -c 'select 1'
 prodmirror adds to every run (target <= 0.15 s). The raw ssh uses the key exchange paramiko negotiates with
 this OpenSSH (curve25519), so that both pay the same handshake.
 
-usage: scripts/bench-clone [--runs 3] [--scale 50]
+And the clone with its PostgREST container (the tests' stand-in image, imported into production's dockerd,
+host networking): `hotfix.create --strategy template` with hotfix.postgrest configured, against what an
+operator types in one ssh session: the same CREATE DATABASE … TEMPLATE, `docker run` of the same image, and
+a curl loop until its port answers; print both medians and their difference (target: at most 0.7 s more).
+
+Each case starts with an untimed warm-up pair (--warmup 1), then alternates which of the two goes first.
+
+usage: scripts/bench-clone [--runs 3] [--scale 50] [--parts template,dump,container] [--warmup 1]
 """
 
 import argparse
@@ -21,10 +28,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
 from benchlib import ops_repo, report, run_task, testbed  # noqa: E402 (benchlib puts the checkout on sys.path)
 
 SRC, NEW = "lm360_prod", "lm360_bugfix"
 FIXED_TARGET = 0.15
+CONTAINER_TARGET = 0.7  # seconds prodmirror may add to the raw clone + docker run + wait for the port
+BOX = "postgrest-bench"
+PARTS = ("template", "dump", "container")
 CONNECTION = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) UTC .*connection received")
 
 
@@ -35,7 +46,6 @@ def ssh(sshd, command):
 
 
 def timed(argv):
-    os.sync()
     started = time.monotonic()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     return time.monotonic() - started
@@ -69,11 +79,107 @@ def fixed_cost(raw_first, ours_first):
     return raw, ours
 
 
+def alternate(runs, warmup, clean, raw_run, ours_run, show):
+    """Run raw_run and ours_run (each returns its seconds) `runs` times, raw first in even runs and prodmirror first
+    in odd ones (whichever goes first meets the previous drop's disk work), each after clean() and an os.sync(),
+    after `warmup` untimed pairs; call show(i, raw, ours) after each pair. Return ([raw seconds], [ours])."""
+    raw, ours = [], []
+    for i in range(-warmup, runs):
+        pair = {}
+        for which in (("raw", "ours") if i % 2 == 0 else ("ours", "raw")):
+            clean()
+            os.sync()
+            pair[which] = (raw_run if which == "raw" else ours_run)()
+        clean()
+        if i >= 0:
+            raw.append(pair["raw"])
+            ours.append(pair["ours"])
+            show(i, pair["raw"], pair["ours"])
+    return raw, ours
+
+
+def postgrest_repo(base, user, sshd, prod, port):
+    """The ops repo of the container case: the same production, hotfix.postgrest the stand-in on 127.0.0.1:port."""
+    from tasks.sandbox.docker import ensure_daemon, ensure_standin, standin_postgrest
+
+    image = ensure_standin(ensure_daemon())
+    pg = standin_postgrest(BOX, port, prod.port, image=image, db_user="authenticator", db_password="${PG_AUTH_PASSWORD}",
+                           schemas=["public"], anon_role="web_anon", jwt_secret="${PGRST_JWT_SECRET}")
+    cfg = {"environments": {"production": {
+        "ssh": {"host": "127.0.0.1", "user": user, "port": sshd.port, "key_filename": sshd.client_key},
+        "databases": {"lm360": {"engine": "postgres", "name": SRC, "user": "spmo_admin", "host": "127.0.0.1",
+                                "port": prod.port}}}},
+        "hotfix": {"database": "lm360", "clone": NEW, "postgrest": pg}}
+    repo = ops_repo(Path(base) / "repo-postgrest", yaml.safe_dump(cfg))
+    (repo / ".env").write_text("PG_AUTH_PASSWORD=bench-pw\nPGRST_JWT_SECRET=bench-jwt-secret-0123456789abcdef0123\n")
+    return repo, pg
+
+
+def raw_postgrest(sshd, conn, pg):
+    """What an operator types on production for the same result: the clone, `docker run` of the same image with
+    the same settings, and a loop until its port answers."""
+    import shlex
+
+    env = {"PGRST_DB_URI": f"postgres://authenticator:bench-pw@127.0.0.1:{pg['db_port']}/{NEW}",
+           "PGRST_DB_SCHEMAS": "public", "PGRST_DB_ANON_ROLE": "web_anon",
+           "PGRST_JWT_SECRET": "bench-jwt-secret-0123456789abcdef0123", "PGRST_SERVER_PORT": str(pg["port"])}
+    run = ["docker", "run", "-d", "--pull", "never", "--name", BOX, "--network", "host",
+           *[part for k, v in env.items() for part in ("-e", f"{k}={v}")], pg["image"], *pg["command"]]
+    wait = f"until curl -s -o /dev/null http://127.0.0.1:{pg['port']}/; do sleep 0.02; done"
+    return ssh(sshd, f"psql {conn} -d postgres -c 'CREATE DATABASE {NEW} TEMPLATE {SRC}' >/dev/null && "
+                     f"{shlex.join(run)} >/dev/null && {wait}")
+
+
+def container_case(args, prod, sshd, user, base, conn, drop):
+    """Alternate raw and prodmirror totals with the container; print both, their medians and the difference."""
+    from tasks.sandbox import free_port
+    from tasks.sandbox.docker import client
+
+    docker = client()
+    repo, pg = postgrest_repo(base, user, sshd, prod, free_port())
+    raw_argv = raw_postgrest(sshd, conn, pg)
+
+    def clean():
+        try:
+            docker.containers.get(BOX).remove(force=True)
+        except Exception:  # not there
+            pass
+        drop()
+
+    peaks = []
+
+    def ours_run():
+        seconds, peak = run_task(repo, "hotfix.create", "--strategy", "template", "--force")
+        peaks.append(peak)
+        return seconds
+
+    def show(i, raw, ours):
+        print(f"container run {i + 1}: raw {raw:.2f} s · prodmirror {ours:.2f} s ({ours - raw:+.2f} s)", flush=True)
+
+    try:
+        raw, ours = alternate(args.runs, args.warmup, clean, lambda: timed(raw_argv), ours_run, show)
+    finally:
+        clean()
+    median_raw, median_ours = statistics.median(raw), statistics.median(ours)
+    print("\n== template clone + PostgREST container (stand-in image, host network)")
+    print(f"median raw (ssh: CREATE DATABASE … TEMPLATE; docker run; curl until it answers): {median_raw:.2f} s")
+    print(f"median prodmirror hotfix.create --strategy template with hotfix.postgrest        : {median_ours:.2f} s")
+    print(f"difference: {median_ours - median_raw:+.2f} s (target <= +{CONTAINER_TARGET:.1f} s)  "
+          f"{'OK' if median_ours - median_raw <= CONTAINER_TARGET else 'OVER TARGET'}; "
+          f"ratio {median_ours / median_raw:.3f}; peak RSS {max(peaks):.0f} MB")
+    return median_raw, median_ours
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale", type=int, default=50, help="pgbench scale (50 ≈ 790 MB)")
+    parser.add_argument("--parts", default=",".join(PARTS), help="which cases, of " + ",".join(PARTS))
+    parser.add_argument("--warmup", type=int, default=1, help="untimed pairs before each case's runs")
     args = parser.parse_args()
+    parts = args.parts.split(",")
+    if not parts or set(parts) - set(PARTS):
+        parser.error(f"--parts: a comma-separated list of {', '.join(PARTS)}")
 
     with testbed("prodmirror-bench-clone-", ("production",)) as (user, base, clusters, sshd):
         prod = clusters["production"]
@@ -95,30 +201,41 @@ def main():
         raw_sql = ssh(sshd, f"psql {conn} -d postgres -c 'CREATE DATABASE {NEW} TEMPLATE {SRC}'")
         raw_dump = ssh(sshd, f"createdb {conn} {NEW} && pg_dump -Fc {conn} {SRC} | pg_restore {conn} -d {NEW}")
         drop = lambda: prod.psql(f"DROP DATABASE IF EXISTS {NEW} WITH (FORCE)")  # noqa: E731
-        ratios, raw_first, ours_first = {}, [], []
+        ratios, raw_first, ours_first, summary = {}, [], [], []
         for strategy, raw_argv, target in (("template", raw_sql, 1.10), ("dump", raw_dump, 1.10)):
-            raw, ours, peaks = [], [], []
-            for i in range(args.runs):
-                drop()
-                raw.append(timed(raw_argv))
-                drop()
-                os.sync()  # both start with the previous run's writes on disk
+            if strategy not in parts:
+                continue
+            peaks = []
+
+            def ours_run():
                 started = time.time()
-                subprocess.run(raw_select, check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(raw_select, check=True, stdout=subprocess.DEVNULL)  # the raw first SQL, beside it
                 raw_first.append(first_sql(prod, started))
                 started = time.time()
                 seconds, peak = run_task(repo, "hotfix.create", "--strategy", strategy, "--force")
                 ours_first.append(first_sql(prod, started))
-                ours.append(seconds)
                 peaks.append(peak)
-                print(f"{strategy} run {i + 1}: raw {raw[-1]:.2f} s · prodmirror {ours[-1]:.2f} s "
-                      f"(first SQL after {ours_first[-1]:.3f} s; raw ssh psql after {raw_first[-1]:.3f} s)", flush=True)
+                return seconds
+
+            def show(i, raw, ours):
+                print(f"{strategy} run {i + 1}: raw {raw:.2f} s · prodmirror {ours:.2f} s (first SQL after "
+                      f"{ours_first[-1]:.3f} s; raw ssh psql after {raw_first[-1]:.3f} s)", flush=True)
+
+            start = len(raw_first)
+            raw, ours = alternate(args.runs, args.warmup, drop, lambda: timed(raw_argv), ours_run, show)
+            del raw_first[start:start + args.warmup], ours_first[start:start + args.warmup]  # not the warm-up's
             print(f"\n== strategy {strategy}")
             ratios[strategy] = report(raw, ours, peaks, target, "raw")
+            summary.append(f"{strategy} {ratios[strategy]:.3f}")
             drop()
-        raw, ours = fixed_cost(raw_first, ours_first)
-        print(f"\nratios: template {ratios['template']:.3f}, online dump {ratios['dump']:.3f}; "
-              f"fixed cost {ours - raw:.3f} s (prodmirror {ours:.3f} s vs raw ssh psql {raw:.3f} s to the first SQL)")
+        if raw_first:
+            raw, ours = fixed_cost(raw_first, ours_first)
+            summary.append(f"fixed cost {ours - raw:.3f} s (prodmirror {ours:.3f} s vs raw ssh psql {raw:.3f} s to the "
+                           "first SQL)")
+        if "container" in parts:
+            raw, ours = container_case(args, prod, sshd, user, base, conn, drop)
+            summary.append(f"with the container {ours:.2f} s vs raw {raw:.2f} s ({ours - raw:+.2f} s)")
+        print(f"\n{args.runs} runs each: " + "; ".join(summary))
 
 
 if __name__ == "__main__":

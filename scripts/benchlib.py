@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,24 +27,35 @@ def ops_repo(folder, invoke_yaml):
 
 
 def run_task(repo, *args):
-    """Run `inv ARGS` in repo; return (seconds, peak RSS in MB of that process). Exit on failure."""
+    """Run `inv ARGS` in repo; return (seconds, peak RSS in MB of that process). Exit on failure.
+
+    The time is taken when the process ends (a wait, not a poll); a thread samples its VmHWM meanwhile."""
     started = time.monotonic()
     proc = subprocess.Popen([str(ROOT / ".venv/bin/python"), "-m", "invoke", *args], cwd=repo,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]))
-        except OSError:
-            pass
-        time.sleep(0.05)
+    peak, done = [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                with open(f"/proc/{proc.pid}/status") as status:
+                    for line in status:
+                        if line.startswith("VmHWM:"):
+                            peak[0] = max(peak[0], int(line.split()[1]))
+            except OSError:
+                pass
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stderr = proc.stderr.read()
+    proc.wait()
     elapsed = time.monotonic() - started
+    done.set()
+    sampler.join()
     if proc.returncode != 0:
-        raise SystemExit(f"prodmirror failed: {proc.stderr.read()}")
-    return elapsed, peak / 1024
+        raise SystemExit(f"prodmirror failed: {stderr}")
+    return elapsed, peak[0] / 1024
 
 
 def report(raw, ours, peaks, target, what="raw"):

@@ -16,7 +16,7 @@ import time
 from urllib.parse import quote
 
 from .errors import HostError, ProdmirrorError, last_line
-from .hosts import LocalHost
+from .hosts import LocalHost, NoForwarding
 
 LABEL = "prodmirror.hotfix"
 
@@ -116,7 +116,7 @@ class Docker:
         import docker
         import requests
 
-        self.relay = None
+        self.relay, self.host = None, host
         try:
             if isinstance(host, LocalHost):
                 self.client = docker.from_env(timeout=60)
@@ -220,40 +220,167 @@ def mask(text, secrets):
     return text
 
 
-def start(docker_client, kwargs, secrets, wait=30):
-    """Start the container (replacing a stopped one of the same name) and wait until it runs; return it.
+def start(docker, kwargs, secrets, wait):
+    """Start the container (replacing a stopped one of the same name) on `docker` (a Docker) and wait, at most
+    `wait` seconds (limits.container_ready), until it is ready (see wait_ready); return (container, how it was
+    seen ready).
 
-    Raise ProdmirrorError with the tail of its log (secrets masked) if it exits or never runs.
+    Raise ProdmirrorError in one line naming the container, what it last showed and the tail of its log
+    (secrets masked) if it exits, turns unhealthy or is not ready in time; it is removed then, as on any
+    other failure of the wait (Ctrl-C included): nothing is left running half-started.
     """
-    import docker
+    import docker as sdk
 
+    client = docker.client
     try:
-        old = docker_client.containers.get(kwargs["name"])
+        old = client.containers.get(kwargs["name"])
         if old.status == "running":
             raise ProdmirrorError(f"container {kwargs['name']} is already running (hotfix.teardown first, or --replace)")
         old.remove(force=True)
-    except docker.errors.NotFound:
+    except sdk.errors.NotFound:
         pass
     try:
-        box = docker_client.containers.create(**kwargs)  # not run(): on a missing image it would pull
+        box = client.containers.create(**kwargs)  # not run(): on a missing image it would pull
         box.start()
-    except docker.errors.ImageNotFound:
+    except sdk.errors.ImageNotFound:
         raise ProdmirrorError(_not_there(kwargs["image"])) from None
-    except docker.errors.APIError as exc:
+    except sdk.errors.APIError as exc:
         raise ProdmirrorError(f"cannot start {kwargs['name']}: {mask(_short(exc), secrets)}") from None
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
+    try:
+        return box, wait_ready(box, Readiness(docker.host, kwargs.get("environment", {})), wait, secrets)
+    except BaseException:
+        try:
+            box.remove(force=True)
+        except sdk.errors.DockerException:
+            pass  # already gone (auto-removed, or removed by hand meanwhile)
+        raise
+
+
+def wait_ready(box, readiness, wait, secrets):
+    """Wait until the started container `box` is ready, at most `wait` seconds; return how it was seen ready.
+
+    Ready is the container's own health check when it has one (the image's HEALTHCHECK: Docker's health
+    status turning healthy); else `readiness` (PostgREST answering over HTTP, or its log saying it listens).
+    Checked again and again, a few times per second at first, never by sleeping a fixed time and assuming.
+    Raise ProdmirrorError (one line, secrets masked) if it exits, turns unhealthy, or is not ready in time.
+    """
+    deadline, pause = time.monotonic() + wait, 0.01
+    while True:
         box.reload()
-        if box.status == "running":
-            time.sleep(0.5)  # still running half a second later: it did not die on start
-            box.reload()
-            if box.status == "running":
-                return box
+        state = box.attrs.get("State") or {}
         if box.status in ("exited", "dead"):
-            break
-        time.sleep(0.2)
-    logs = mask(box.logs(tail=5).decode("utf-8", "replace").strip(), secrets)
-    raise ProdmirrorError(f"container {kwargs['name']} is {box.status}, not running: {logs.splitlines()[-1] if logs else 'no log'}")
+            raise ProdmirrorError(f"container {box.name} exited (code {state.get('ExitCode')}) before it was ready; "
+                                  f"removed it. Its log: {_log_tail(box, secrets)}")
+        health = state.get("Health")
+        if health:
+            if health.get("Status") == "healthy":
+                return "healthy (its HEALTHCHECK)"
+            if health.get("Status") == "unhealthy":
+                said = mask(_last(str((health.get("Log") or [{}])[-1].get("Output", ""))), secrets)
+                raise ProdmirrorError(f"container {box.name} is unhealthy (its HEALTHCHECK said: {said or 'nothing'}); "
+                                      f"removed it. Its log: {_log_tail(box, secrets)}")
+            seen = f"its HEALTHCHECK says {health.get('Status')}"
+        elif box.status == "running":
+            ready, seen = readiness.check(box, min(2.0, max(deadline - time.monotonic(), 0.1)))
+            if ready:
+                return seen
+        else:
+            seen = f"it is {box.status}"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ProdmirrorError(f"container {box.name} not ready within {wait:g} s (limits.container_ready): {seen}; "
+                                  f"removed it. Its log: {_log_tail(box, secrets)}")
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.2)
+
+
+LISTENING = re.compile(r"(?<!server )Listening on (port \d+|unix socket)")  # not "Admin server listening on port"
+
+
+class Readiness:
+    """Whether a running PostgREST container is ready, asked from its Docker host (`host`), where its port is.
+
+    With an admin server configured (PGRST_ADMIN_SERVER_PORT), its /ready endpoint: 200 once PostgREST has its
+    database connection and its schema cache, 503 before. Else the API port itself: any answer but 503 to
+    `GET /` (PostgREST 12 listens before it has loaded its schema cache and answers 503 until then). The port
+    is on the host's loopback with host networking, else on the container's address in its network; the
+    connection is made on that host (through the SSH connection for a remote one). Where no connection can
+    be made there (the SSH server allows no TCP forwarding, the container has no address), the log line
+    PostgREST writes when it listens ("Listening on port 3000") is the signal.
+    """
+
+    def __init__(self, host, environment):
+        self.host = host
+        admin = environment.get("PGRST_ADMIN_SERVER_PORT")
+        self.port, self.path = (int(admin), "/ready") if admin else (int(environment.get("PGRST_SERVER_PORT", 3000)), "/")
+        self.by_log = False
+
+    def check(self, box, timeout):
+        """Return (ready, what was seen, for a message)."""
+        address = self.address(box)
+        if address and not self.by_log:
+            try:
+                status = http_status(self.host, address, self.port, self.path, timeout)
+            except NoForwarding:  # this SSH server opens no connections for its clients
+                self.by_log = True
+            else:
+                where = f"{address}:{self.port} on {self.host.label}"
+                if status is None:
+                    return False, f"nothing answers HTTP at {where} yet"
+                if (status == 200) if self.path == "/ready" else (status != 503):
+                    return True, f"GET {self.path} at {where} answered {status}"
+                return False, f"GET {self.path} at {where} answers {status}"
+        logs = box.logs().decode("utf-8", "replace")
+        if LISTENING.search(logs):
+            return True, "its log says it listens"
+        return False, "its log does not say \"Listening on port\" yet"
+
+    @staticmethod
+    def address(box):
+        """Return the address its port is on, as the Docker host sees it; None if it has none."""
+        if box.attrs.get("HostConfig", {}).get("NetworkMode") == "host":
+            return "127.0.0.1"
+        networks = (box.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        return next((n["IPAddress"] for n in networks.values() if n and n.get("IPAddress")), None)
+
+
+def http_status(host, address, port, path, timeout):
+    """Return the status of `GET path` at address:port, connecting from `host`; None when nothing accepts the
+    connection or answers HTTP there within `timeout`. Raise NoForwarding if `host` opens no connections."""
+    try:
+        conn = host.connect(address, port, timeout)
+    except OSError:  # refused, unreachable, no answer: not (yet) listening
+        return None
+    head = b""
+    try:
+        conn.settimeout(timeout)
+        conn.sendall(f"GET {path} HTTP/1.0\r\nHost: {address}:{port}\r\nConnection: close\r\n\r\n".encode())
+        while b"\r\n" not in head and len(head) < 4096:
+            data = conn.recv(4096)
+            if not data:
+                break
+            head += data
+    except OSError:
+        return None
+    finally:
+        conn.close()
+    match = re.match(rb"HTTP/\d(?:\.\d)? (\d{3})", head)
+    return int(match.group(1)) if match else None
+
+
+def _last(text):
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:120] if lines else ""
+
+
+def _log_tail(box, secrets, lines=3, width=120):
+    """Return the last `lines` lines of the container's log on one line (secrets masked), at most `width` long."""
+    try:
+        text = box.logs(tail=20).decode("utf-8", "replace")
+    except Exception:  # gone already: say so rather than hide the first error
+        return "(no log: the container is gone)"
+    tail = " | ".join([line.strip() for line in mask(text, secrets).splitlines() if line.strip()][-lines:])
+    return ("…" + tail[-width:] if len(tail) > width else tail) or "(empty)"
 
 
 def remove(docker_client, name):

@@ -64,8 +64,18 @@ class Host:
         if self.echo:
             print(f"[{self.label}] {shlex.join(argv)}", file=sys.stderr, flush=True)
 
+    def connect(self, address, port, timeout):
+        """Open a TCP connection to address:port as this host sees it (its loopback is its own); return an
+        object with sendall, recv, settimeout and close. Raise OSError when nothing accepts there, NoForwarding
+        when this host will not open connections for us at all."""
+        raise NotImplementedError
+
     def close(self):
         pass
+
+
+class NoForwarding(HostError):
+    """An SSH server that refuses to open TCP connections for its client (AllowTcpForwarding no)."""
 
 
 class LocalHost(Host):
@@ -77,6 +87,9 @@ class LocalHost(Host):
     def stream(self, argv, env=None):
         self._echo(argv)
         return LocalProc(self.label, argv, env=env)
+
+    def connect(self, address, port, timeout):
+        return socket.create_connection((address, port), timeout=timeout)
 
 
 def secret_prologue(names):
@@ -155,8 +168,37 @@ class SSHHost(Host):
         except Exception as exc:  # paramiko raises several kinds when the session drops
             raise HostError(f"{self.label}: cannot start {argv[0]}: {exc or type(exc).__name__}") from None
 
+    def connect(self, address, port, timeout):
+        """A direct-tcpip channel of this host's one SSH connection: the server dials address:port itself."""
+        import paramiko
+
+        _quiet_refused_opens()
+        try:
+            return self.open().open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
+        except paramiko.ChannelException as exc:
+            if exc.code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
+                raise NoForwarding(f"{self.label}: the SSH server does not open TCP connections (AllowTcpForwarding)") from None
+            raise ConnectionRefusedError(f"{address}:{port} on {self.label}: {exc.text}") from None
+        except paramiko.SSHException as exc:  # no answer to the open within `timeout`
+            raise TimeoutError(f"{address}:{port} on {self.label}: {exc}") from None
+
     def close(self):
         self.conn.close()
+
+
+def _quiet_refused_opens():
+    """Keep paramiko from logging each refused direct-tcpip open as an ERROR (printed on stderr, since nothing
+    configures logging): a port that does not accept yet is an answer the caller reads and reports itself."""
+    import logging
+
+    logger = logging.getLogger("paramiko.transport")
+    if not any(isinstance(f, _RefusedOpens) for f in logger.filters):
+        logger.addFilter(_RefusedOpens())
+
+
+class _RefusedOpens:
+    def filter(self, record):
+        return "open FAILED" not in str(record.msg)
 
 
 def _load_host_keys(client, path, label):

@@ -63,15 +63,17 @@ def lm360(prod):
         prod.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
-def project_for(tmp_path, prod, sshd, lm360, standin=None, deploy=None):
+def project_for(tmp_path, prod, sshd, lm360, standin=None, deploy=None, limits=None):
     """Return the validated Project of hotfix_config(…), rooted in tmp_path."""
-    return config.load(hotfix_config(tmp_path, prod, sshd, lm360, standin, deploy), tmp_path)
+    return config.load(hotfix_config(tmp_path, prod, sshd, lm360, standin, deploy, limits), tmp_path)
 
 
-def hotfix_config(tmp_path, prod, sshd, lm360, standin=None, deploy=None):
+def hotfix_config(tmp_path, prod, sshd, lm360, standin=None, deploy=None, limits=None):
     """Write the secrets into tmp_path/.env and return the config: production over SSH holding lm360 and its dev
-    database, hotfix.* cloning lm360 (with PostgREST given the stand-in image, with the deploy given its config)."""
+    database, hotfix.* cloning lm360 (with PostgREST given the stand-in (image, command), with the deploy given
+    its config), and `limits` if given."""
     from tasks.sandbox import free_port
+    from tasks.sandbox.docker import standin_postgrest
 
     (tmp_path / ".env").write_text("PG_AUTH_PASSWORD=auth-s3cret-pw\nPGRST_JWT_SECRET=jwt-s3cret-0123456789abcdef0123456789\n")
     db = {"engine": "postgres", "name": lm360, "user": "spmo_admin", "host": "127.0.0.1", "port": prod.port}
@@ -79,17 +81,19 @@ def hotfix_config(tmp_path, prod, sshd, lm360, standin=None, deploy=None):
               "migrations": {"dir": "migrations", "pattern": "*.sql"}}
     if standin:
         image, command = standin
-        hotfix["postgrest"] = {
-            "image": image, "command": command, "name": f"postgrest-bugfix-{lm360}", "network": "host",
-            "db_host": "127.0.0.1", "db_port": prod.port, "db_user": "authenticator", "db_password": "${PG_AUTH_PASSWORD}",
-            "schemas": ["hub", "expense", "sales", "custodian", "activity"], "anon_role": "web_anon",
-            "jwt_secret": "${PGRST_JWT_SECRET}", "port": free_port(), "url": "https://bugfix.example.com/db",
-            "labels": {"traefik.enable": "true", "traefik.http.routers.postgrestbugfix.rule":
-                       "Host(`bugfix.example.com`) && PathPrefix(`/db`)"}}
+        hotfix["postgrest"] = standin_postgrest(
+            f"postgrest-bugfix-{lm360}", free_port(), prod.port, image=image, command=command,
+            db_user="authenticator", db_password="${PG_AUTH_PASSWORD}",
+            schemas=["hub", "expense", "sales", "custodian", "activity"], anon_role="web_anon",
+            jwt_secret="${PGRST_JWT_SECRET}", url="https://bugfix.example.com/db",
+            labels={"traefik.enable": "true", "traefik.http.routers.postgrestbugfix.rule":
+                    "Host(`bugfix.example.com`) && PathPrefix(`/db`)"})
     if deploy:
         hotfix["deploy"] = deploy
     cfg = {"environments": {"production": {"ssh": sshd.target(), "databases": {
         "lm360": db, "dev": {**db, "name": f"{lm360}_dev"}}}}, "hotfix": hotfix}
+    if limits:
+        cfg["limits"] = limits
     return cfg
 
 

@@ -112,7 +112,8 @@ def create(project, name=None, strategy=None, ttl=None, replace=False, terminate
         steps.insert(1, f"drop the existing {clone} (and its container)")
     if pg:
         steps.append(f"start container {pg.name} ({pg.image}) on {env.name}'s Docker, network {pg.network}, "
-                     f"PGRST_DB_URI → {clone} (secrets masked), schemas {','.join(pg.schemas)}")
+                     f"PGRST_DB_URI → {clone} (secrets masked), schemas {','.join(pg.schemas)}; wait until it is ready "
+                     f"(at most {project.limits.container_ready:g} s, limits.container_ready)")
     steps.append(f"remember it: expires in {ttl}")
     with Run(project, "hotfix.create", [env.name], dry_run=dry_run, echo=echo, database=clone, ttl=str(ttl)) as run:
         if not run.proceed("hotfix.create", steps):
@@ -141,11 +142,12 @@ def create(project, name=None, strategy=None, ttl=None, replace=False, terminate
         if pg:
             kwargs, secrets = containers.postgrest_spec(pg, clone, clone, created, ttl)
             try:
-                box = containers.start(run.docker(env).client, kwargs, secrets)
+                box, how = containers.start(run.docker(env), kwargs, secrets, wait=project.limits.container_ready)
             except BaseException:
                 say(f"{clone} stays (see hotfix.status); the container did not start")
                 raise
-            say(f"{pg.name} running ({box.short_id}); PostgREST answers at {pg.url or f'port {pg.port} on {env.name}'}")
+            say(f"{pg.name} ready ({box.short_id}: {how}); PostgREST answers at "
+                f"{pg.url or f'port {pg.port} on {env.name}'}")
             rec["container"] = pg.name
         return rec
 

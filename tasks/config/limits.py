@@ -4,7 +4,7 @@ from ..errors import ConfigError
 from .model import Limits
 from .validate import duration, mapping, only, with_defaults
 
-DEFAULTS = {"stall": "120s", "lock_wait": "60s"}
+DEFAULTS = {"stall": "120s", "lock_wait": "60s", "container_ready": "60s"}
 
 
 def validate(raw):

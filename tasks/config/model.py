@@ -92,6 +92,7 @@ class Limits:
 
     stall: float = 120      # an SSH transfer or command through which nothing moves (a frozen connection)
     lock_wait: float = 60   # a lock held on a target: pg_dump's shared locks, a table replace, the swap
+    container_ready: float = 60  # a started container (PostgREST) until it is ready: healthy, or answering
 
 
 @dataclass(frozen=True)

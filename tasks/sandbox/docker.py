@@ -44,8 +44,9 @@ def ensure_daemon(log="/tmp/prodmirror-dockerd.log", timeout=60):
     raise RuntimeError(f"dockerd did not answer within {timeout}s (see {log})")
 
 
-def _import_once(docker_client, tag, fill):
-    """Import image `tag` from a tarball that fill(tar) writes, unless the daemon has it; return the tag."""
+def _import_once(docker_client, tag, fill, changes=None):
+    """Import image `tag` from a tarball that fill(tar) writes (with Dockerfile `changes` such as a HEALTHCHECK),
+    unless the daemon has it; return the tag."""
     import docker
 
     try:
@@ -57,7 +58,7 @@ def _import_once(docker_client, tag, fill):
     with tarfile.open(fileobj=buf, mode="w") as tar:
         fill(tar)
     repository, version = tag.split(":")
-    docker_client.api.import_image_from_data(buf.getvalue(), repository=repository, tag=version)
+    docker_client.api.import_image_from_data(buf.getvalue(), repository=repository, tag=version, changes=changes)
     return tag
 
 
@@ -80,19 +81,45 @@ def ensure_image(docker_client):
 
 
 STANDIN = "prodmirror/postgrest-standin:1"
-STANDIN_COMMAND = ["/bin/busybox", "sh", "-c", 'mkdir -p /www && echo "postgrest stand-in: $PGRST_DB_SCHEMAS" '
-                   '> /www/index.html && exec /bin/busybox httpd -f -p "$PGRST_SERVER_PORT" -h /www']
+STANDIN_HEALTHCHECK = "prodmirror/postgrest-standin-healthcheck:1"
+# httpd in the background and the shell waiting with a trap: the container ends on SIGTERM (docker stop), as
+# PostgREST does, where a PID 1 without a handler would ignore it and be killed only after stop's 10 s.
+SERVE = 'trap "exit 0" TERM\n/bin/busybox httpd -f -p "$PGRST_SERVER_PORT" -h /www &\nwait'
+# The stand-in with a Docker health check (what an image's HEALTHCHECK gives): healthy once its port answers
+# HTTP, unhealthy after 3 failed checks 0.2 s apart.
+HEALTHCHECK = ('HEALTHCHECK --interval=200ms --timeout=2s --retries=3 CMD ["/bin/busybox", "sh", "-c", '
+               '"/bin/busybox wget -q -O /dev/null http://127.0.0.1:$PGRST_SERVER_PORT/"]')
 
 
-def ensure_standin(docker_client, busybox="/bin/busybox"):
-    """Import a PostgREST stand-in (a static busybox serving HTTP on $PGRST_SERVER_PORT) once; return its tag."""
+def standin_command(before="", serve=True):
+    """Return the stand-in's command running the shell line `before` first (a delay, a log line, an exit), then
+    serving HTTP on $PGRST_SERVER_PORT unless not `serve`."""
+    line = 'mkdir -p /www && echo "postgrest stand-in: $PGRST_DB_SCHEMAS" > /www/index.html'
+    return ["/bin/busybox", "sh", "-c", "\n".join(part for part in (line, before, SERVE if serve else "") if part)]
+
+
+STANDIN_COMMAND = standin_command()
+
+
+def ensure_standin(docker_client, busybox="/bin/busybox", healthcheck=False):
+    """Import a PostgREST stand-in (a static busybox serving HTTP on $PGRST_SERVER_PORT) once; return its tag.
+    With `healthcheck`, the variant whose image defines a HEALTHCHECK."""
 
     def fill(tar):
         _dirs_and_links(tar, ("bin", "tmp"), {})
         tar.add(os.path.realpath(busybox), arcname="bin/busybox")
         _dirs_and_links(tar, (), {"bin/sh": "busybox"})
 
+    if healthcheck:
+        return _import_once(docker_client, STANDIN_HEALTHCHECK, fill, changes=[HEALTHCHECK])
     return _import_once(docker_client, STANDIN, fill)
+
+
+def standin_postgrest(name, port, db_port, image=STANDIN, command=None, **extra):
+    """Return a hotfix.postgrest config for the stand-in: container `name` on host networking, serving on
+    127.0.0.1:`port`, pointed at the Postgres on 127.0.0.1:`db_port`; `extra` keys are added as they are."""
+    return {"image": image, "command": command or STANDIN_COMMAND, "name": name, "network": "host",
+            "db_host": "127.0.0.1", "db_port": db_port, "port": port, **extra}
 
 
 def remove(docker_client, name):

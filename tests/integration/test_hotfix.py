@@ -13,7 +13,7 @@ from tasks import migrations
 from tasks.actions import deploy, hotfix
 from tasks.errors import ProdmirrorError
 from tests.conftest import table_digests
-from tests.hotfix_bed import git, lm360, project_for, served, snapshot_files, standin  # noqa: F401 - fixtures
+from tests.hotfix_bed import git, hotfix_config, lm360, project_for, served, snapshot_files, standin  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -367,3 +367,88 @@ def test_deploy_migrate_only_applies_the_production_branch_migrations_only(prod,
     assert rec["migrations"] == ["migrations/migrate_v1.sql"] and "merged" not in rec
     assert prod.psql("SELECT to_regclass('activity.applied_v1') IS NOT NULL", db=lm360).strip() == "t"
     assert git(repo, "rev-parse", "master", "dev") == refs and snapshot_files(target) == files
+
+
+# --- PostgREST readiness ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def watched(monkeypatch):
+    """Record what the readiness wait does, in order: ("probe", HTTP status or None) and ("sleep", seconds)."""
+    import types
+
+    from tasks import containers
+
+    events, probe = [], containers.http_status
+
+    def recorded_probe(*args):
+        status = probe(*args)
+        events.append(("probe", status))
+        return status
+
+    def recorded_sleep(seconds):
+        events.append(("sleep", seconds))
+        time.sleep(seconds)
+
+    monkeypatch.setattr(containers, "http_status", recorded_probe)
+    monkeypatch.setattr(containers, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=recorded_sleep))
+    return events
+
+
+def test_create_returns_once_postgrest_answers_not_after_a_fixed_sleep(prod, sshd, lm360, standin, tmp_path, watched,
+                                                                       capfd):
+    """A PostgREST that listens only a second after it started: create waits for its answer (asked on production,
+    through the run's SSH connection), returns as soon as it has it, and it then answers at the first request."""
+    from tasks.sandbox.docker import standin_command
+
+    project = project_for(tmp_path, prod, sshd, lm360, (standin[0], standin_command(before="/bin/busybox sleep 1")))
+    pg = project.hotfix.postgrest
+    try:
+        hotfix.create(project)
+        assert "stand-in: hub,expense" in urllib.request.urlopen(f"http://127.0.0.1:{pg.port}/", timeout=5).read().decode()
+        probes = [status for what, status in watched if what == "probe"]
+        assert probes[0] is None and probes[-1] == 200  # asked before it listened, and until it answered
+        # asked, paused, asked again…, and nothing slept once it answered
+        assert [what for what, _ in watched] == ["probe", "sleep"] * (len(watched) // 2) + ["probe"]
+        assert f"GET / at 127.0.0.1:{pg.port} on production answered 200" in capfd.readouterr().err
+    finally:
+        hotfix.teardown(project)
+
+
+def test_create_waits_for_the_images_healthcheck(prod, sshd, lm360, container_pg, tmp_path, watched, capfd):
+    """An image with a HEALTHCHECK: create returns when Docker reports it healthy, and probes nothing itself."""
+    import docker
+
+    from tasks.sandbox import docker as testbed_docker
+
+    image = testbed_docker.ensure_standin(testbed_docker.ensure_daemon(), healthcheck=True)
+    project = project_for(tmp_path, prod, sshd, lm360, (image, testbed_docker.STANDIN_COMMAND))
+    try:
+        hotfix.create(project)
+        box = docker.from_env().containers.get(project.hotfix.postgrest.name)
+        assert box.attrs["State"]["Health"]["Status"] == "healthy"
+        assert [what for what, _ in watched if what == "probe"] == []
+        assert ": healthy (its HEALTHCHECK)); PostgREST answers at" in capfd.readouterr().err
+    finally:
+        hotfix.teardown(project)
+
+
+def test_create_asks_the_admin_servers_ready_endpoint_when_there_is_one(prod, sshd, lm360, standin, tmp_path, capfd):
+    """With PGRST_ADMIN_SERVER_PORT set, /ready there is the signal: not ready (here 404, as 503 in PostgREST)
+    until it answers 200, a second after the API port already answers."""
+    from tasks import config
+    from tasks.sandbox import free_port
+    from tasks.sandbox.docker import standin_command
+
+    admin = free_port()
+    late_ready = ('mkdir -p /adm && /bin/busybox httpd -p "$PGRST_ADMIN_SERVER_PORT" -h /adm && '
+                  '(/bin/busybox sleep 1 && echo ok > /adm/ready) &')
+    cfg = hotfix_config(tmp_path, prod, sshd, lm360, (standin[0], standin_command(before=late_ready)))
+    cfg["hotfix"]["postgrest"]["environment"] = {"PGRST_ADMIN_SERVER_PORT": admin}
+    project = config.load(cfg, tmp_path)
+    try:
+        hotfix.create(project)
+        assert urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=5).status == 200
+        assert f"GET /ready at 127.0.0.1:{admin} on production answered 200" in capfd.readouterr().err
+    finally:
+        hotfix.teardown(project)
