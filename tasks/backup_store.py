@@ -271,9 +271,10 @@ class KeptDatabases:
         self.kept[db.key] = (db, kept)
         return kept
 
-    def commit(self, hosts, protect=()):
-        """Record the kept databases as one backup, then apply retention; return the Backup (None if
-        none was kept: no previous database existed)."""
+    def commit(self, hosts, protect=(), retain=True):
+        """Record the kept databases as one backup, then (with `retain`; else the caller calls
+        retain_databases) apply retention; return the Backup (None if none was kept: no previous
+        database existed)."""
         entries = {}
         for key, (db, kept) in self.kept.items():
             facts = engine_for(db).kept_facts(hosts.for_db(db), db, kept)
@@ -293,7 +294,8 @@ class KeptDatabases:
             raise BackupError(f"recording database backup {self.name} failed ({exc.strerror or exc}); the previous "
                               f"databases are kept as {', '.join(k for _, k in self.kept.values())}") from None
         backup = Backup(folder, manifest)
-        retain_databases(self.project, hosts, self.env, protect={self.name, *protect})
+        if retain:
+            retain_databases(self.project, hosts, self.env, protect={self.name, *protect})
         return backup
 
 

@@ -86,12 +86,13 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
         for item, moved in zip(owners, arrived):
             moved_bytes = run.record.setdefault("bytes", {})
             moved_bytes[item.a.key] = moved_bytes.get(item.a.key, 0) + moved.bytes
-        if keeper.kept:
-            kept = keeper.commit(run.hosts, protect={run.record["backup"]})
-            run.record["backup"] = ", ".join(filter(None, [run.record["backup"], kept and kept.name]))
-        for item in work:
-            if item.moves:
-                item.finish(run)
+        kept = keeper.commit(run.hosts, retain=False) if keeper.kept else None
+        run.record["backup"] = ", ".join(filter(None, [run.record["backup"], kept and kept.name])) or None
+        # Record what each side now holds while retention drops the oldest kept databases (independent:
+        # a DROP DATABASE of a large one takes a while).
+        together(lambda: [item.finish(run) for item in work if item.moves],
+                 lambda: kept and backup_store.retain_databases(project, run.hosts, target,
+                                                                protect={kept.name, run.record["backup"]}))
         say(f"{task}: done ({', '.join(keys)})"
             + (f"; previous {target} data is in backup {run.record['backup']}" if run.record["backup"] else ""))
         return run.record
