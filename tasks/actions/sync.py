@@ -272,10 +272,13 @@ class _Copy:
         """After the data landed: hooks, then record what each side now holds."""
         a, b, project = self.a, self.b, run.project
         if self.tables is None:
-            landed = self._snapshot(self.dst_host, b)  # exactly what the dump saw, as the target holds it
+            seen = self.source.seen  # the source's, read in the dump's own snapshot
+            # exactly what the dump saw, as the target holds it
+            landed = self.excluded.strip(self.engine.landed(self.dst_host, b, seen)) if seen \
+                else self._snapshot(self.dst_host, b)
             if b.after_sync:
                 run.record.setdefault("after_sync", {})[b.key] = hooks.run_after_sync(project, run.hosts, b)
-            seen = self.excluded.strip(self.source.seen)  # the source's, read in the dump's own snapshot
+            seen = self.excluded.strip(seen)
             bases = {a.env: seen or landed, b.env: self._snapshot(self.dst_host, b) if b.after_sync else landed}
         else:
             moved = self._snapshot(self.dst_host, b, only=set(self.tables))

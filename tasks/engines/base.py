@@ -107,6 +107,10 @@ class Engine(Protocol):
         unchanged against an earlier mark of the same database (a content hash, or Postgres's change
         marks: engines/postgres/marks.py); with `only` (a set of labels), those tables alone."""
 
+    def landed(self, host, db, seen) -> dict:
+        """Return the snapshot of a database a whole-database restore just filled from a dump that saw
+        `seen` (its `seen`): what snapshot() would return, possibly derived without reading the rows."""
+
     def resolve_object(self, host, db, name):
         """Given a user's name for one table/collection, return the engine's reference to it (JSON-able;
         a tuple is stored as a list); raise ProdmirrorError naming close matches."""

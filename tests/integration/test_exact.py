@@ -210,3 +210,25 @@ def test_restore_production_from_its_backup_keeps_its_database_properties(prod, 
 
     assert prod.psql("SELECT count(*) FROM sales.payments", db=name).strip() != "0"
     compare.assert_equal(kept, compare.privileges(prod, name), names=("before", "after"))
+
+
+@pytest.mark.parametrize("module", [shop, clinic], ids=["shop", "clinic"])
+def test_the_recorded_local_state_after_a_pull_is_what_local_holds(module, prod, local, sshd, sample, project_for):
+    """Local's base after a pull is derived from the dump's counts (marks.landed_marks), not read: it must
+    equal a real snapshot of every table, partition and inheritance child, or a push would see changes
+    nobody made."""
+    from tasks import drift, syncstate
+    from tasks.engines import postgres
+    from tasks.hosts import LocalHost
+
+    dbname = sample(module)
+    pm = project(project_for, prod, local, sshd, dbname,  # postgres_fdw needs a superuser
+                                   local_user="postgres" if module is clinic else "spmo_admin")
+    sync.copy(pm, "production", "local", task="db.sync.from-production")
+    sync.copy(pm, "production", "local", task="db.sync.from-production")  # into an existing one too
+    base = syncstate.read(pm)["app"]["base"]
+    now = postgres.snapshot(LocalHost(), pm.env("local").database("app"))
+    assert len(now["tables"]) >= 5 and drift.changes(base["local"], now) == {}
+    assert base["local"]["tables"] == now["tables"]
+    prod_now = postgres.snapshot(LocalHost(), pm.env("production").database("app"))
+    assert drift.changes(base["production"], prod_now) == {}

@@ -105,3 +105,12 @@ def test_dump_argv_leaves_out_the_rows_of_excluded_tables_named_exactly():
     assert argv[:5] == ("pg_dump", "--format=custom", "--exclude-table-data=\"public\".\"sessions\"",
                         '--exclude-table-data="Sales"."Audit ""Trail"""', '--exclude-table-data="public"."log?"')
     assert postgres.dump_argv(db()) == postgres.dump_argv(db(), exclude=())
+
+
+def test_landed_marks_are_rows_times_the_loading_transaction_and_unknown_is_read():
+    from tasks.engines.postgres.marks import landed_marks
+
+    seen = {"public.a": [3, "xmin:whatever"], "public.empty": [0, "xmin:0"], "public.excluded": [9, "xmin:1"]}
+    firsts = {"public.a": "-7", "public.empty": None, "public.excluded": None, "public.new": "5"}
+    assert landed_marks(firsts, seen) == {"public.a": [3, "xmin:-21"], "public.empty": [0, "xmin:0"],
+                                          "public.excluded": [0, "xmin:0"], "public.new": None}

@@ -20,7 +20,7 @@ from .table_copy import (ObjectReplace, TablesReplace, copy_rows, dump_object, d
                          explain_object_failure, object_jobs,
                          explain_table_failure, object_label, object_parts, parse_name, qualified, resolve_object,
                          resolve_table, tree)
-from .tables import fingerprint, label, reset_passwords, snapshot, tables  # noqa: F401
+from .tables import fingerprint, label, landed, reset_passwords, snapshot, tables  # noqa: F401
 
 REQUIRED_KEYS = ("name", "user")
 OBJECT_WORD = "table"

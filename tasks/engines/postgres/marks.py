@@ -34,6 +34,12 @@ MARKS_GEXEC = (
 XID_SQL = ("SELECT 'xid', (SELECT oid FROM pg_database WHERE datname = current_database()), "
            "pg_snapshot_xmax(pg_current_snapshot()), (SELECT count(*) FROM pg_largeobject_metadata);\n")
 
+# After a restore: one row version's xmin hash per table (pg_restore loads each table in one COPY,
+# one transaction), from which landed_marks() derives the marks without reading the rows.
+FIRST_GEXEC = (
+    "SELECT format('SELECT ''first'', %L, %L, (SELECT hashint8(xmin::text::bigint) FROM ONLY %I.%I LIMIT 1)', "
+    "n, c, n, c) FROM ({tables}) AS t(n, c) \\gexec\n")
+
 END = "prodmirror: marks done"
 
 
@@ -41,6 +47,30 @@ def mark_sql(qualified_name):
     """Return the select list that gives a table's own rows and mark (as the snapshot takes it)."""
     return (f"count(*), '{PREFIX}' || coalesce(sum(hashint8(_pm_row.xmin::text::bigint)), 0) "
             f"FROM ONLY {qualified_name} AS _pm_row")
+
+
+def landed_sql(catalog_sql, tables_sql):
+    """Return the SQL whose rows, with the counts the dump saw, give the snapshot of a database
+    pg_restore just filled: the catalog parts, the identity and one 'first' row per table."""
+    return catalog_sql + XID_SQL + FIRST_GEXEC.format(tables=tables_sql.strip())
+
+
+def landed_marks(firsts, seen):
+    """Given {label: hash of one row version's xmin, or None when empty} of a just-restored database
+    and `seen` ({label: [rows, mark]}, the dump's), return {label: [rows, mark]}, or None for a
+    label it cannot derive (then that table is read). Every row of a restored table was written by
+    the one COPY transaction that loaded it, so its mark is rows x that hash; were it otherwise, the
+    derived mark would differ from the real one, and the table only ever look changed."""
+    out = {}
+    for name, first in firsts.items():
+        rows = (seen.get(name) or [None])[0]
+        if first is None:
+            out[name] = [0, PREFIX + "0"]  # nothing landed (its rows were excluded, or there were none)
+        elif rows:
+            out[name] = [rows, f"{PREFIX}{rows * int(first)}"]
+        else:
+            out[name] = None
+    return out
 
 
 def snapshot_sql(catalog_sql, tables_sql):

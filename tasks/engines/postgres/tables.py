@@ -142,6 +142,20 @@ def snapshot_sql(host, db, only=None):
     return marks.snapshot_sql(CATALOG_SQL, listed)
 
 
+def landed(host, db, seen):
+    """Return the snapshot of a database pg_restore just filled from a dump that saw `seen` (its
+    snapshot, from marks.DumpSnapshot), without reading the rows: marks.landed_marks (any table it
+    cannot derive is read)."""
+    rows = query(host, db, marks.landed_sql(CATALOG_SQL, TABLES_SQL))
+    snap = build_snapshot(rows)
+    derived = marks.landed_marks({label(r[1], r[2]): r[3] or None for r in rows if r[0] == "first"}, seen["tables"])
+    unknown = {name for name, mark in derived.items() if mark is None}
+    if unknown:
+        derived.update(snapshot(host, db, only=unknown)["tables"])
+    snap["tables"] = derived
+    return snap
+
+
 def build_snapshot(rows, only=None):
     """Given the output rows of snapshot_sql(), return the snapshot (see snapshot())."""
     values = {label(row[1], row[2]): row[3] for row in rows if row[0] == "sequence"}
