@@ -299,13 +299,13 @@ class KeptDatabases:
         return backup
 
 
-def retain_databases(project, hosts, env, protect=()):
-    """Drop the kept databases of `env`'s oldest database backups beyond backups.keep_databases (never
-    one named in `protect`), then forget those backups."""
+def retain_databases(project, hosts, env, protect=(), room=0):
+    """Drop the kept databases of `env`'s oldest database backups beyond backups.keep_databases (less
+    `room`: the ones a run is about to keep; never one named in `protect`), then forget those backups."""
     from .ui import say
 
     mine = [b for b in list_backups(project) if b.env == env and b.kind == "database"]
-    for old in mine[project.backups.keep_databases:]:
+    for old in mine[max(project.backups.keep_databases - room, 0):]:
         if old.name in protect:
             continue
         try:

@@ -78,21 +78,23 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
                 jobs += made
                 owners += [item] * len(made)
         recheck = lambda: [item.recheck() for item in work if item.moves]  # noqa: E731
+        # While the data streams, retention makes room for the database backup this run keeps (a DROP
+        # DATABASE of a large one takes a while): the oldest kept databases beyond keep_databases - 1 go.
+        room = (lambda: backup_store.retain_databases(project, run.hosts, target, room=1)) if keeper.kept else None
         try:
-            arrived = restore_all(jobs, before_commit=recheck)  # none swapped in until all arrived
+            arrived, _ = together(lambda: restore_all(jobs, before_commit=recheck),  # none swapped in until all arrived
+                                  room or (lambda: None))
         except BaseException:
             keeper.abort()  # nothing was swapped, so nothing was kept
             raise
         for item, moved in zip(owners, arrived):
             moved_bytes = run.record.setdefault("bytes", {})
             moved_bytes[item.a.key] = moved_bytes.get(item.a.key, 0) + moved.bytes
-        kept = keeper.commit(run.hosts, retain=False) if keeper.kept else None
+        kept = keeper.commit(run.hosts, retain=False) if keeper.kept else None  # retention made room above
         run.record["backup"] = ", ".join(filter(None, [run.record["backup"], kept and kept.name])) or None
-        # Record what each side now holds while retention drops the oldest kept databases (independent:
-        # a DROP DATABASE of a large one takes a while).
-        together(lambda: [item.finish(run) for item in work if item.moves],
-                 lambda: kept and backup_store.retain_databases(project, run.hosts, target,
-                                                                protect={kept.name, run.record["backup"]}))
+        for item in work:
+            if item.moves:
+                item.finish(run)
         say(f"{task}: done ({', '.join(keys)})"
             + (f"; previous {target} data is in backup {run.record['backup']}" if run.record["backup"] else ""))
         return run.record
