@@ -97,3 +97,29 @@ def test_the_replaced_tables_are_backed_up_and_restore(pulled, prod, local, dbna
     backup.restore_backup(pulled, taken.name, "local", force=True)
     assert table_digests(local, dbname) == before
     assert "local" not in syncstate.read(pulled)["app"]["base"]  # restored: no longer what the sync left
+
+
+def test_killed_mid_copy_leaves_local_as_it_was_and_the_record_unchanged(pulled, prod, local, dbname, mocker):
+    import os
+
+    from tasks.errors import ProdmirrorError
+    from tests.conftest import during_transfer
+
+    prod.psql("UPDATE users SET name = 'ui edit' WHERE id <= 10; INSERT INTO public.events SELECT now(), "
+              "jsonb_build_object('pad', md5(g::text)) FROM generate_series(1, 100000) g", db=dbname)
+    before, record = table_digests(local, dbname), syncstate.read(pulled)
+
+    def kill_local_psql():  # a child of this very process: no other run's
+        pids = subprocess.run(["pgrep", "-P", str(os.getpid()), "-x", "psql"], capture_output=True, text=True).stdout
+        for pid in pids.split():
+            os.kill(int(pid), 9)
+        return pids.split()
+
+    killed = during_transfer(mocker, "table(s) production → local", kill_local_psql)
+    with pytest.raises(ProdmirrorError):
+        pull_changed(pulled)
+    assert killed and killed[0]
+    assert table_digests(local, dbname) == before  # neither table moved: one transaction, rolled back
+    assert syncstate.read(pulled) == record
+    assert pull_changed(pulled)["tables"] == {"app": ["public.events", "public.users"]}  # and it can run again
+    assert table_digests(local, dbname) == table_digests(prod, dbname)
