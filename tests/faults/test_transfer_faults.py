@@ -121,3 +121,36 @@ def _user(cluster):
     import pwd
 
     return pwd.getpwuid(cluster.uid).pw_name
+
+
+def test_a_truncate_during_the_pull_is_production_changed_afterwards(prod, local, sshd, dbname, project_for, mocker):
+    """TRUNCATE is not MVCC-safe: one that commits while the dump's snapshot is read would make an old
+    snapshot see an empty table. The snapshot's transaction locks every table first, so the TRUNCATE
+    waits for the pull, and the record says what the dump saw: the TRUNCATE is production's change."""
+    import time
+
+    from tasks import drift, syncstate
+    from tasks.engines import postgres
+    from tasks.hosts import LocalHost
+
+    prod.psql(PAD.format(n=200000), db=dbname)
+    # read first (schemas in name order), and long enough that the TRUNCATE is queued before events' turn
+    prod.psql("CREATE SCHEMA aaa; CREATE TABLE aaa.big AS SELECT g FROM generate_series(1, 3000000) g", db=dbname)
+    rows = prod.psql("SELECT count(*) FROM public.events", db=dbname).strip()
+    project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
+    started = []
+
+    def truncate():
+        started.append(subprocess.Popen([f"{prod.bin}/psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(prod.port),
+                                         "-U", "postgres", "-d", dbname, "-c", "TRUNCATE public.events"]))
+        time.sleep(0.3)  # it queues behind the pull's locks
+        return True
+
+    during_transfer(mocker, "production → local", truncate)
+    sync.copy(project, "production", "local", task="db.sync.from-production")
+    assert started and started[0].wait(timeout=60) == 0
+    assert local.psql("SELECT count(*) FROM public.events", db=dbname).strip() == rows  # what the dump saw
+    base = syncstate.read(project)["app"]["base"]
+    assert base["production"]["tables"]["public.events"][0] == int(rows)
+    now = postgres.snapshot(LocalHost(), project.env("production").database("app"))
+    assert drift.changes(base["production"], now) == {"public.events": "rows"}

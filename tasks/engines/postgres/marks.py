@@ -27,7 +27,7 @@ PREFIX = "xmin:"  # a mark never equals a content hash (a state file written by 
 # Each user table's mark, one statement per table (psql \gexec), in the session's snapshot.
 MARKS_GEXEC = (
     "SELECT format('SELECT ''table'', %L, %L, count(*), ''" + PREFIX + "'' || "
-    "coalesce(sum(hashint8(xmin::text::bigint)), 0) FROM ONLY %I.%I', n, c, n, c) FROM ({tables}) AS t(n, c) \\gexec\n")
+    "coalesce(sum(hashint8extended(xmin::text::bigint, 0)), 0) FROM ONLY %I.%I', n, c, n, c) FROM ({tables}) AS t(n, c) \\gexec\n")
 
 # The identity the marks are only valid within: the database's oid and the next transaction id; and
 # how many large objects there are (their contents have no marks: a --changed pull does not rely on them).
@@ -37,7 +37,7 @@ XID_SQL = ("SELECT 'xid', (SELECT oid FROM pg_database WHERE datname = current_d
 # After a restore: one row version's xmin hash per table (pg_restore loads each table in one COPY,
 # one transaction), from which landed_marks() derives the marks without reading the rows.
 FIRST_GEXEC = (
-    "SELECT format('SELECT ''first'', %L, %L, (SELECT hashint8(xmin::text::bigint) FROM ONLY %I.%I LIMIT 1)', "
+    "SELECT format('SELECT ''first'', %L, %L, (SELECT hashint8extended(xmin::text::bigint, 0) FROM ONLY %I.%I LIMIT 1)', "
     "n, c, n, c) FROM ({tables}) AS t(n, c) \\gexec\n")
 
 END = "prodmirror: marks done"
@@ -45,7 +45,7 @@ END = "prodmirror: marks done"
 
 def mark_sql(qualified_name):
     """Return the select list that gives a table's own rows and mark (as the snapshot takes it)."""
-    return (f"count(*), '{PREFIX}' || coalesce(sum(hashint8(_pm_row.xmin::text::bigint)), 0) "
+    return (f"count(*), '{PREFIX}' || coalesce(sum(hashint8extended(_pm_row.xmin::text::bigint, 0)), 0) "
             f"FROM ONLY {qualified_name} AS _pm_row")
 
 
@@ -84,13 +84,24 @@ class DumpSnapshot(End):
     transaction held open here, in which the snapshot SQL runs while the dump streams.
 
     read() is pg_dump's output; check() checks pg_dump, then reads the snapshot into `seen` and
-    ends the transaction; kill() stops both."""
+    ends the transaction; kill() stops both.
 
-    def __init__(self, host, db, start_dump, sql, build):
+    The transaction first takes ACCESS SHARE on `tables` (qualified names), within `lock_wait`
+    seconds, and only then its snapshot: a TRUNCATE (which is not MVCC-safe) cannot slip in between
+    the snapshot and the reads, neither this session's nor pg_dump's, which imports the snapshot
+    while these locks are held. The role's own statement and idle-in-transaction timeouts are lifted
+    for this transaction, as pg_dump lifts them for its own."""
+
+    def __init__(self, host, db, start_dump, sql, build, tables=(), lock_wait=60, hints=()):
         self.host, self.db, self.build, self.seen, self._rest = host, db, build, None, b""
         self.session = host.stream(psql_argv(db, db.name), env=client_env(db))
+        self.session.hints = hints
+        lock = f"LOCK TABLE {', '.join(tables)} IN ACCESS SHARE MODE;\n" if tables else ""
         try:
-            self.session.write(b"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSELECT pg_export_snapshot();\n")
+            self.session.write(("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n"
+                                "SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0;\n"
+                                f"SET LOCAL lock_timeout = '{max(int(lock_wait * 1000), 1)}ms';\n{lock}"
+                                "SELECT pg_export_snapshot();\n").encode())
             snapshot_id = self._line()
             self.dump = start_dump(snapshot_id)
             self.session.write((sql + f"\\echo {END}\n").encode())
@@ -104,7 +115,7 @@ class DumpSnapshot(End):
             chunk = self.session.read()
             if not chunk:
                 self.session.check()
-                raise ProdmirrorError(f"{self.session.where}: psql ended before exporting its snapshot")
+                raise ProdmirrorError(f"{self.session.where}: psql ended before the dump's snapshot was read")
             self._rest += chunk
         line, self._rest = self._rest.split(b"\n", 1)
         return line.decode()  # (not strip(): the field separator \x1f counts as white space)
