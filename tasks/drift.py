@@ -136,10 +136,11 @@ def plan_push(base_target, target_now, base_source, source_now, same=None):
     return plan
 
 
-def plan_changed(base_source, source_now, base_target, target_now, sides=("production", "local")):
+def plan_changed(base_source, source_now, base_target, target_now, sides=("production", "local"), diverged=()):
     """For an incremental pull (--changed): return (tables to copy, None), every table whose rows or
     sequences changed on either side since the last sync; or (None, why) when copying tables cannot
-    make the target equal to the source (a schema change, a table added or dropped, a sequence of no
+    make the target equal to the source. `diverged` (tables a push left different on purpose) are
+    copied too. Why not (a schema change, a table added or dropped, a sequence of no
     table, large objects, a database replaced or restored, an engine without change marks)."""
     if source_now.get("xid") is None or target_now.get("xid") is None:
         return None, "this engine has no change marks that prove a table unchanged"
@@ -155,4 +156,4 @@ def plan_changed(base_source, source_now, base_target, target_now, sides=("produ
             if name not in now["tables"]:
                 return None, f"{name}: a sequence that belongs to no table moved in {side}"
             tables.add(name)
-    return sorted(tables), None
+    return sorted(tables | (set(diverged) & set(source_now["tables"]))), None

@@ -28,12 +28,15 @@ def _is_snapshot(snap):
         and isinstance(snap.get("sequences", {}), dict)
 
 
-def record(project, key, source, target, task, bases):
+def record(project, key, source, target, task, bases, diverged=()):
     """Remember a completed sync of database `key`: `bases` {env: snapshot} is the state each side
-    ended with (written atomically: a crash leaves the old state)."""
+    ended with (written atomically: a crash leaves the old state). `diverged` names the tables whose
+    two recorded states differ on purpose (a push kept production's version): an incremental pull
+    must copy them although neither side changed since."""
     state = read(project)
     old = state.get(key, {}).get("base", {})
-    state[key] = {"time": _now(), "task": task, "source": source, "target": target, "base": {**old, **bases}}
+    state[key] = {"time": _now(), "task": task, "source": source, "target": target, "base": {**old, **bases},
+                  "diverged": sorted(diverged)}
     write_json(_path(project), state)
 
 
@@ -55,6 +58,7 @@ def record_objects(project, key, labels, bases):
                     recorded.get(part, {}).pop(name, None)
         owned = {name: value for name, value in snap.get("sequences", {}).items() if value[1] in labels}
         recorded["sequences"] = {**recorded.get("sequences", {}), **owned}
+    entry["diverged"] = sorted(set(entry.get("diverged", [])) - set(labels))  # now equal on both sides
     entry.setdefault("objects", {}).update({name: _now() for name in labels})
     entry["time"] = _now()
     write_json(_path(project), state)

@@ -121,6 +121,7 @@ class _Copy:
         self.keep_as = None  # the name the replaced database keeps, as a database backup
         self.keeps = False
         self.backup_objects = None  # the tables a table-by-table copy backs up (None: the whole database)
+        self.plan = None  # a three-way push's PushPlan
         if three_way and self.facts["target_exists"]:
             self._plan_three_way()
         elif changed and self.facts["target_exists"] and self._plan_changed():
@@ -139,7 +140,7 @@ class _Copy:
             self.source_now, self.target_now = together(lambda: self._snapshot(self.src_host, a),
                                                         lambda: self._snapshot(self.dst_host, b))
             tables, why = drift.plan_changed(base[a.env], self.source_now, base[b.env], self.target_now,
-                                             (a.env, b.env))
+                                             (a.env, b.env), diverged=self.last.get("diverged", ()))
         if why:
             self.steps.append(f"{a.key}: --changed cannot be exact here ({why}): the whole database is copied")
             return False
@@ -290,7 +291,13 @@ class _Copy:
                 run.record.setdefault("after_sync", {})[b.key] = hooks.run_after_sync(project, run.hosts, b)
                 target = self._snapshot(self.dst_host, b)
             bases = {a.env: self.source_now, b.env: target}
-        syncstate.record(project, a.key, a.env, b.env, run.task, bases)
+        # tables whose two records now differ on purpose: production's kept by a push (the others were
+        # copied, so they agree; a whole-database copy makes them all agree)
+        diverged = set()
+        if self.tables is not None:
+            kept = set(self.plan.keep) & set(self.target_now["tables"]) if self.plan else set()
+            diverged = (set((self.last or {}).get("diverged", ())) - set(self.tables)) | kept
+        syncstate.record(project, a.key, a.env, b.env, run.task, bases, diverged=diverged)
 
 
 

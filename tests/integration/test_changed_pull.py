@@ -123,3 +123,17 @@ def test_killed_mid_copy_leaves_local_as_it_was_and_the_record_unchanged(pulled,
     assert syncstate.read(pulled) == record
     assert pull_changed(pulled)["tables"] == {"app": ["public.events", "public.users"]}  # and it can run again
     assert table_digests(local, dbname) == table_digests(prod, dbname)
+
+
+def test_a_table_a_push_kept_as_production_s_is_copied_by_the_next_incremental_pull(pulled, prod, local, dbname):
+    """After a three-way push that kept production's edit of one table and pushed local's of another,
+    neither side changed since, yet local still has the old version of the kept one: --changed copies it."""
+    prod.psql("UPDATE users SET name = 'ui edit' WHERE id = 2", db=dbname)
+    local.psql("UPDATE billing.invoices SET note = 'local fix' WHERE id = 4", db=dbname)
+    rec = sync.copy(pulled, "local", "production", force=True, task="db.sync.to-production")
+    assert rec["tables"] == {"app": ["billing.invoices"]}
+    assert syncstate.read(pulled)["app"]["diverged"] == ["public.users"]
+    assert pull_changed(pulled)["tables"] == {"app": ["public.users"]}
+    assert table_digests(local, dbname) == table_digests(prod, dbname)
+    assert syncstate.read(pulled)["app"]["diverged"] == []
+    assert pull_changed(pulled).get("tables") is None
