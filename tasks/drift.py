@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from .errors import GuardError
 
 
+OBJECTS = "(database objects)"  # views, functions, types, schemas, extensions, rules, materialized views' rows
+
+
 def changes(base, now):
     """Given a recorded snapshot and a current one, return {label: what changed} for every table (and
     every sequence that belongs to no table): 'rows' (content), 'schema', 'new', 'dropped', 'sequence'.
@@ -34,6 +37,8 @@ def changes(base, now):
             found[name] = "schema"
         elif then_rows != now_rows or (then_rows and len(then_rows) > 1 and then_rows[1] is None):
             found[name] = "rows"  # a missing content hash (MongoDB without dbHash) can never prove "unchanged"
+    if base.get("objects") and now.get("objects") and base["objects"] != now["objects"]:
+        found[OBJECTS] = "schema"  # a view, function, type, rule…: only a whole-database copy carries it
     for name in sorted(set(base.get("sequences", {})) | set(now.get("sequences", {}))):
         then, current = base.get("sequences", {}).get(name), now.get("sequences", {}).get(name)
         if (then or [None])[0] != (current or [None])[0]:

@@ -137,3 +137,39 @@ def test_a_table_a_push_kept_as_production_s_is_copied_by_the_next_incremental_p
     assert table_digests(local, dbname) == table_digests(prod, dbname)
     assert syncstate.read(pulled)["app"]["diverged"] == []
     assert pull_changed(pulled).get("tables") is None
+
+
+@pytest.mark.parametrize("ddl", [
+    "CREATE OR REPLACE VIEW public.user_totals AS SELECT u.id, u.email, 0::numeric AS total FROM public.users u",
+    "CREATE OR REPLACE FUNCTION billing.stamp_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+    "ALTER TYPE public.mood ADD VALUE 'meh'",
+    "CREATE SCHEMA reports",
+])
+def test_a_change_outside_the_tables_is_a_whole_database_pull(pulled, prod, local, dbname, capsys, ddl):
+    prod.psql(ddl, db=dbname)
+    assert pull_changed(pulled)["tables"] == {"app": "all"}
+    assert "(database objects): schema in production since the last sync" in capsys.readouterr().err
+    assert table_digests(local, dbname) == table_digests(prod, dbname)
+    assert pull_changed(pulled).get("tables") is None  # and the record holds it now
+
+
+def test_a_materialized_view_refreshed_in_production_is_seen(pulled, prod, local, dbname):
+    prod.psql("CREATE MATERIALIZED VIEW public.mood_counts AS SELECT mood, count(*) FROM public.users GROUP BY mood",
+              db=dbname)
+    pull_changed(pulled)  # (a new object: a whole-database pull)
+    prod.psql("UPDATE users SET mood = 'sad'; REFRESH MATERIALIZED VIEW public.mood_counts", db=dbname)
+    rec = pull_changed(pulled)
+    assert rec["tables"] == {"app": "all"}
+    assert local.psql("SELECT string_agg(mood::text || count, ',') FROM public.mood_counts", db=dbname).strip() == "sad200"
+
+
+def test_a_full_push_is_refused_when_production_changed_a_function(pulled, prod, local, dbname):
+    from tasks.errors import GuardError
+
+    prod.psql("CREATE OR REPLACE FUNCTION billing.stamp_note() RETURNS trigger LANGUAGE plpgsql AS "
+              "$$ BEGIN NEW.note := 'hotfixed in production'; RETURN NEW; END $$", db=dbname)
+    before = table_digests(prod, dbname)
+    with pytest.raises(GuardError, match=r"\(database objects\) \(schema changed\)"):
+        sync.copy(pulled, "local", "production", force=True, full=True)
+    assert table_digests(prod, dbname) == before
+    assert "hotfixed" in prod.psql("SELECT prosrc FROM pg_proc WHERE proname = 'stamp_note'", db=dbname)

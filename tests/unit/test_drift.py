@@ -111,3 +111,12 @@ def test_the_incremental_plan_says_why_it_cannot_be_exact(prod_now, why):
     tables, reason = drift.plan_changed(marked(MARKED["tables"], sequences={"public.ticket": ["5", None]})
                                         if "sequence" in why else MARKED, prod_now, MARKED, MARKED)
     assert tables is None and why in reason
+
+
+def test_a_change_outside_the_tables_is_database_objects_and_blocks_a_table_by_table_push():
+    base = {**MARKED, "objects": "o1"}
+    now = {**MARKED, "objects": "o2"}
+    assert drift.changes(base, now) == {drift.OBJECTS: "schema"}
+    assert drift.changes({**MARKED}, now) == {}  # a record without the signature (older) cannot tell
+    assert drift.plan_push(base, base, base, now).blockers == [f"{drift.OBJECTS}: schema locally"]
+    assert drift.plan_changed(base, now, base, base)[1] == f"{drift.OBJECTS}: schema in production since the last sync"

@@ -43,6 +43,12 @@ FIRST_GEXEC = (
 END = "prodmirror: marks done"
 
 
+def matview_sql(listed):
+    """Return the psql lines giving each materialized view's mark, tagged 'matview' (their contents
+    change by REFRESH only; `listed` is the SQL that lists them as (schema, name))."""
+    return MARKS_GEXEC.replace("''table''", "''matview''").format(tables=listed.strip())
+
+
 def mark_sql(qualified_name):
     """Return the select list that gives a table's own rows and mark (as the snapshot takes it)."""
     return (f"count(*), '{PREFIX}' || coalesce(sum(hashint8extended(_pm_row.xmin::text::bigint, 0)), 0) "

@@ -2,6 +2,7 @@
 across servers), snapshots (what the drift guard compares: change marks, marks.py, with schema
 signatures and sequences), and the after-sync password reset. Copying tables is table_copy.py."""
 
+import hashlib
 import re
 
 from . import marks
@@ -117,10 +118,41 @@ ORDER BY seq, rank, tn.nspname, t.relname
 """
 
 
+# What defines the database besides its tables' own signatures: views and materialized views,
+# functions and procedures, enums, domains and composite types, schemas, extensions, rules, sequences'
+# definitions (objects of extensions left out). Any change is a change of "(database objects)", which
+# only a whole-database copy carries (drift.changes).
+OBJECTS_SQL = """
+SELECT 'objects', md5(concat_ws(' | ',
+  (SELECT string_agg(format('%s %s %s', c.oid::regclass, c.relkind, pg_get_viewdef(c.oid)), ', ' ORDER BY c.oid::regclass::text)
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')),
+  (SELECT string_agg(format('%s(%s) %s %s %s %s %s', p.oid::regproc, pg_get_function_identity_arguments(p.oid), p.prokind, p.prorettype::regtype, p.provolatile, md5(p.prosrc), coalesce(array_to_string(p.proconfig, ','), '')), ', ' ORDER BY 1)
+     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e')),
+  (SELECT string_agg(format('%s %s %s %s', t.oid::regtype, t.typtype, coalesce(t.typbasetype::regtype::text, ''),
+            coalesce((SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '')
+            || coalesce((SELECT string_agg(pg_get_constraintdef(k.oid), ',' ORDER BY k.conname) FROM pg_constraint k WHERE k.contypid = t.oid), '')
+            || coalesce((SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ',' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = t.typrelid AND t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c' AND a.attnum > 0 AND NOT a.attisdropped), '')), ', ' ORDER BY 1)
+     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype IN ('e', 'd', 'c') AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_type'::regclass AND e.objid = t.oid AND e.deptype = 'e')),
+  (SELECT string_agg(format('%I', nspname), ',' ORDER BY nspname) FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'),
+  (SELECT string_agg(format('%I %s', extname, extversion), ',' ORDER BY extname) FROM pg_extension),
+  (SELECT string_agg(pg_get_ruledef(r.oid), ', ' ORDER BY 1) FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE r.rulename <> '_RETURN' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'),
+  (SELECT string_agg(format('%s %s %s %s %s %s', s.seqrelid::regclass, s.seqtypid::regtype, s.seqstart, s.seqincrement, s.seqmax, s.seqcycle), ', ' ORDER BY 1)
+     FROM pg_sequence s)))
+"""
+# Materialized views' contents (REFRESH), as marks: folded into the "(database objects)" signature.
+MATVIEWS_SQL = ("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'm' ORDER BY 1, 2")
+
 # The catalog parts of a snapshot, each row tagged with what it is.
 CATALOG_SQL = (SETTINGS + f"SELECT 'sequence', q.* FROM ({SEQUENCES_SQL}) AS q;\n"
                           f"SELECT 'owner', o.* FROM ({SEQUENCE_OWNERS_SQL}) AS o;\n"
-                          f"SELECT 'schema', x.* FROM ({SCHEMA_SQL}) AS x;\n")
+                          f"SELECT 'schema', x.* FROM ({SCHEMA_SQL}) AS x;\n"
+                          f"{OBJECTS_SQL.strip()};\n" + marks.matview_sql(MATVIEWS_SQL))
 
 
 def snapshot(host, db, only=None):
@@ -164,7 +196,11 @@ def build_snapshot(rows, only=None):
               and (only is None or label(row[1], row[2]) in only)}
     contents = {label(row[1], row[2]): [int(row[3]), row[4]] for row in rows if row[0] == "table"}
     xid = next((row for row in rows if row[0] == "xid"), None)
-    return {"tables": contents, "schema": schema, "xid": [xid[1], int(xid[2])] if xid else None,
+    objects = next((row[1] for row in rows if row[0] == "objects"), None)
+    if objects is not None:  # with the materialized views' contents
+        objects = hashlib.md5("\n".join([objects] + sorted("|".join(row[1:]) for row in rows if row[0] == "matview"))
+                              .encode()).hexdigest()
+    return {"tables": contents, "schema": schema, "xid": [xid[1], int(xid[2])] if xid else None, "objects": objects,
             "large_objects": int(xid[3]) if xid else 0,
             "sequences": {name: [value, owners.get(name)] for name, value in values.items()}}
 
