@@ -258,9 +258,24 @@ class KeptDatabases:
         self.work = None  # the manifest's folder, made by name_for(): an unwritable backups.dir stops the run there
 
     def abort(self):
-        """The run failed before the swap: nothing was kept; remove the manifest's folder."""
+        """Nothing was kept: remove the manifest's folder."""
         if self.work:
             shutil.rmtree(self.work, ignore_errors=True)
+
+    def salvage(self, hosts):
+        """The run failed or was interrupted: record whichever previous databases were kept all the same
+        (a swap made before the failure, an undo that failed), so that none is left unlisted; remove
+        the folder when none was. Never raises."""
+        from .ui import say
+
+        try:
+            return self.commit(hosts, retain=False)
+        except BaseException as exc:  # noqa: BLE001 - the run's own error is the one that counts
+            names = ", ".join(kept for _, kept in self.kept.values())
+            say(f"warning: could not record database backup {self.name} ({exc}); if they exist, the previous "
+                f"databases are {names}")
+            self.abort()
+            return None
 
     def name_for(self, db):
         """Return the name database `db` is kept under (≤ 63 bytes, unique per backup)."""

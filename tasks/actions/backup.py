@@ -145,7 +145,7 @@ def restore_into(run, taken, target, dbs, force=False, paths=None):
     try:
         restore_all(jobs)  # none is swapped in until all have arrived
     except BaseException:
-        keeper.abort()
+        keeper.salvage(hosts)
         raise
     if kept:
         aside = keeper.commit(hosts, protect={taken.name})
@@ -172,10 +172,12 @@ def _swap_kept_in(run, taken, target, dbs, force):
             engine.swap_kept(host, db, taken.databases[db.key]["kept_as"], aside)
             done.append((db, aside))
     except BaseException:
-        keeper.abort()
-        for db, aside in reversed(done):
-            if aside:  # the kept database goes back under its kept name, the replaced one into place
-                engine_for(db).swap_kept(hosts.for_db(db), db, aside, taken.databases[db.key]["kept_as"])
+        try:
+            for db, aside in reversed(done):
+                if aside:  # the kept database goes back under its kept name, the replaced one into place
+                    engine_for(db).swap_kept(hosts.for_db(db), db, aside, taken.databases[db.key]["kept_as"])
+        finally:
+            keeper.salvage(hosts)  # what could not be put back is listed, never lost
         raise
     for db, _ in done:
         del taken.databases[db.key]  # now live again: no longer a backup

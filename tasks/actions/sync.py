@@ -85,7 +85,7 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
             arrived, _ = together(lambda: restore_all(jobs, before_commit=recheck),  # none swapped in until all arrived
                                   room or (lambda: None))
         except BaseException:
-            keeper.abort()  # nothing was swapped, so nothing was kept
+            keeper.salvage(run.hosts)  # what a swap did keep is listed, never lost
             raise
         for item, moved in zip(owners, arrived):
             moved_bytes = run.record.setdefault("bytes", {})

@@ -102,3 +102,25 @@ def test_a_database_backup_restores_only_into_its_own_environment(pulled, prod, 
     with pytest.raises(BackupError, match="can only be restored into local"):
         backup.restore_backup(pulled, taken.name, "production", force=True)
     assert table_digests(prod, dbname) == before and db_exists(prod, dbname)
+
+
+def test_a_run_interrupted_after_the_swap_still_lists_the_database_it_kept(pulled, local, dbname, mocker):
+    """A signal held back during the swaps is raised once they are made: the previous database was kept,
+    so it must be listed (and retained) like any database backup, not left on the server unnamed."""
+    from tasks.actions import sync as flows
+    from tasks.errors import Interrupted
+
+    local.psql("UPDATE users SET name = 'local work' WHERE id = 3", db=dbname)
+    before = table_digests(local, dbname)
+    real = flows.restore_all
+
+    def swapped_then_interrupted(*args, **kwargs):
+        real(*args, **kwargs)
+        raise Interrupted(15)
+
+    mocker.patch.object(flows, "restore_all", swapped_then_interrupted)
+    with pytest.raises(Interrupted):
+        sync.copy(pulled, "production", "local", task="db.sync.from-production")
+    [taken] = backup_store.list_backups(pulled)
+    assert taken.kind == "database" and kept_databases(local, dbname) == [taken.databases["app"]["kept_as"]]
+    assert table_digests(local, taken.databases["app"]["kept_as"]) == before
