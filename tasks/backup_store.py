@@ -140,7 +140,7 @@ def _partial(folder, name):
 def _new_name(folder, env, stamp):
     """Return a backup name `<env>_<YYYYmmdd_HHMMSS>[_n]` that no folder in `folder` has yet."""
     name, n = f"{env}_{stamp:%Y%m%d_%H%M%S}", 2
-    while (folder / name).exists():
+    while (folder / name).exists() or any(folder.glob(f".partial-{name}-*")):  # one being written is taken too
         name, n = f"{env}_{stamp:%Y%m%d_%H%M%S}_{n}", n + 1
     return name
 

@@ -142,6 +142,7 @@ def restore_into(run, taken, target, dbs, force=False, paths=None):
             restore = engine.AtomicRestore(host, db, portable=portable,
                                            **({"keep_as": kept[db.key]} if db.key in kept else {}))
         jobs.append((lambda path=paths[db.key]: FileSource(path), restore, f"{db.key}: {taken.name} → {target}"))
+    _forget(run, target, dbs)
     try:
         restore_all(jobs)  # none is swapped in until all have arrived
     except BaseException:
@@ -163,6 +164,7 @@ def _swap_kept_in(run, taken, target, dbs, force):
     for db in dbs:
         taken.verify(db.key, hosts.for_db(db), db)
     guard.confirm(project.env(target), run.task, force)
+    _forget(run, target, dbs)
     keeper = backup_store.KeptDatabases(project, target, reason=f"before {run.task} {taken.name}")
     done = []
     try:
@@ -185,18 +187,22 @@ def _swap_kept_in(run, taken, target, dbs, force):
         backup_store.save_manifest(taken)
     else:
         shutil.rmtree(taken.path, ignore_errors=True)
-    aside = keeper.commit(hosts)
+    aside = keeper.commit(hosts, protect={taken.name})  # what is left of it, after a partial --db restore
     run.record["backup"] = aside.name if aside else None
     if aside:
         say(f"previous {target} databases kept as database backup {aside.name}")
     _after_restore(run, target, dbs)
 
 
+def _forget(run, target, dbs):
+    """What the target is about to hold is the backup's state, not what the last sync left: a later push
+    must not take the difference for work done there. Forgotten before anything is replaced, so that
+    no failure after it can leave the old record standing."""
+    syncstate.forget(run.project, [db.key for db in dbs], target)
+
+
 def _after_restore(run, target, dbs):
-    # What the target now holds is the backup's state, not what the last sync left: a later push
-    # must not take the difference for work done there.
     project, hosts = run.project, run.hosts
-    syncstate.forget(project, [db.key for db in dbs], target)
     for db in dbs:
         if db.after_sync:
             run.record.setdefault("after_sync", {})[db.key] = hooks.run_after_sync(project, hosts, db)

@@ -45,3 +45,11 @@ def test_a_database_backup_manifest_is_untrusted_input(tmp_path, entry, message)
     folder = _kept_manifest(tmp_path, **entry)
     with pytest.raises(BackupError, match=message):
         manifest.read(folder)
+
+
+def test_a_backup_being_written_holds_its_name(tmp_path):
+    from datetime import datetime, timezone
+
+    stamp = datetime(2026, 12, 1, 10, 10, 10, tzinfo=timezone.utc)
+    (tmp_path / ".partial-local_20261201_101010-123").mkdir()
+    assert backup_store._new_name(tmp_path, "local", stamp) == "local_20261201_101010_2"

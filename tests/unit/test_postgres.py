@@ -114,3 +114,13 @@ def test_landed_marks_are_rows_times_the_loading_transaction_and_unknown_is_read
     firsts = {"public.a": "-7", "public.empty": None, "public.excluded": None, "public.new": "5"}
     assert landed_marks(firsts, seen) == {"public.a": [3, "xmin:-21"], "public.empty": [0, "xmin:0"],
                                           "public.excluded": [0, "xmin:0"], "public.new": None}
+
+
+def test_side_names_fit_63_bytes_and_long_names_sharing_their_start_never_collide():
+    from tasks.engines.postgres.database import side_name
+
+    assert side_name("db_gamit", "__pm_new") == "db_gamit__pm_new"
+    a, b = "x" * 50 + "_first", "x" * 50 + "_second"
+    one, two = side_name(a, "__pm_20261201121213"), side_name(b, "__pm_20261201121213")
+    assert one != two and len(one.encode()) <= 63 and len(two.encode()) <= 63
+    assert len(side_name("ü" * 40, "__pm_new").encode()) <= 63  # bytes, not characters

@@ -125,10 +125,17 @@ def _lock_hint(host, db):
 
 
 def side_name(name, suffix):
-    """Return database `name` with `suffix`, the name shortened to fit PostgreSQL's 63-byte limit."""
-    while len((name + suffix).encode()) > 63:
+    """Return database `name` with `suffix`, within PostgreSQL's 63-byte limit: a name that must be
+    shortened keeps a hash of its whole self, so that two long names sharing their start never give
+    the same side name."""
+    if len((name + suffix).encode()) <= 63:
+        return name + suffix
+    import hashlib
+
+    tag = "_" + hashlib.md5(name.encode()).hexdigest()[:8]
+    while len((name + tag + suffix).encode()) > 63:
         name = name[:-1]
-    return name + suffix
+    return name + tag + suffix
 
 
 _side_name = side_name
@@ -275,9 +282,20 @@ def swap_kept(host, db, kept, keep_current_as=None):
     aside = (f"    PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE {OTHER_CLIENTS.format(name=literal)}"
              f" AND {CAN_END};\n    ALTER DATABASE {name} RENAME TO {quote_ident(keep_current_as)};\n") \
         if keep_current_as else f"    RAISE EXCEPTION 'database % exists', {literal};\n"
-    execute(host, db, "DO $$ BEGIN\n"
-                      f"  IF EXISTS (SELECT 1 FROM pg_database WHERE datname = {literal}) THEN\n{aside}  END IF;\n"
-                      f"  ALTER DATABASE {quote_ident(kept)} RENAME TO {name};\nEND $$;\n")
+    swap = ("DO $$ BEGIN\n"
+            f"  IF EXISTS (SELECT 1 FROM pg_database WHERE datname = {literal}) THEN\n{aside}  END IF;\n"
+            f"  ALTER DATABASE {quote_ident(kept)} RENAME TO {name};\nEND $$;\n")
+    deadline = time.monotonic() + host.limits.lock_wait
+    while True:  # a client that reconnects at once (a dev server) is waited out, as AtomicRestore.commit does
+        try:
+            return execute(host, db, swap)
+        except CommandError as exc:
+            if "being accessed by other users" not in exc.stderr or time.monotonic() > deadline:
+                _, _, stuck = server_facts(host, db)
+                if stuck:
+                    raise _stuck_sessions(host, db, stuck) from None
+                raise
+        time.sleep(0.5)
 
 
 def drop_kept(host, db, name):
