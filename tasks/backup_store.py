@@ -310,28 +310,35 @@ class KeptDatabases:
                               f"databases are kept as {', '.join(k for _, k in self.kept.values())}") from None
         backup = Backup(folder, manifest)
         if retain:
-            retain_databases(self.project, hosts, self.env, protect={self.name, *protect})
+            retain_databases(self.project, hosts, self.env, list(entries), protect={self.name, *protect})
         return backup
 
 
-def retain_databases(project, hosts, env, protect=(), room=0):
-    """Drop the kept databases of `env`'s oldest database backups beyond backups.keep_databases (less
-    `room`: the ones a run is about to keep; never one named in `protect`), then forget those backups."""
+def retain_databases(project, hosts, env, keys, protect=(), room=0):
+    """For each database key in `keys`, drop its kept databases beyond the newest
+    backups.keep_databases of `env` (less `room`: the one a run is about to keep; never in a backup
+    named in `protect`). Counted per key: keeping one database never drops another's. A backup whose
+    every kept database went is forgotten; one with others left keeps those."""
     from .ui import say
 
     mine = [b for b in list_backups(project) if b.env == env and b.kind == "database"]
-    for old in mine[max(project.backups.keep_databases - room, 0):]:
-        if old.name in protect:
-            continue
-        try:
-            for key, entry in old.databases.items():
+    for key in keys:
+        holding = [b for b in mine if b.databases.get(key, {}).get("kept_as")]
+        for old in holding[max(project.backups.keep_databases - room, 0):]:
+            if old.name in protect:
+                continue
+            try:
                 db = project.env(env).database(key)
                 if old.kept_state(key, hosts.for_db(db), db) == "yes":
-                    engine_for(db).drop_kept(hosts.for_db(db), db, entry["kept_as"])
-        except Exception as exc:  # noqa: BLE001 - retention is best effort; the backup stays listed
-            say(f"warning: retention could not drop database backup {old.name} ({exc}); it stays")
-            continue
-        shutil.rmtree(old.path, ignore_errors=True)
+                    engine_for(db).drop_kept(hosts.for_db(db), db, old.databases[key]["kept_as"])
+            except Exception as exc:  # noqa: BLE001 - retention is best effort; the backup stays listed
+                say(f"warning: retention could not drop {key} of database backup {old.name} ({exc}); it stays")
+                continue
+            del old.databases[key]
+            if old.databases:
+                save_manifest(old)
+            else:
+                shutil.rmtree(old.path, ignore_errors=True)
 
 
 def retain(project, env, kind="full", protect=(), folder=None, keep=None):

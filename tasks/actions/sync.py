@@ -80,7 +80,8 @@ def copy(project, source, target, keys=None, force=False, dry_run=False, task=No
         recheck = lambda: [item.recheck() for item in work if item.moves]  # noqa: E731
         # While the data streams, retention makes room for the database backup this run keeps (a DROP
         # DATABASE of a large one takes a while): the oldest kept databases beyond keep_databases - 1 go.
-        room = (lambda: backup_store.retain_databases(project, run.hosts, target, room=1)) if keeper.kept else None
+        room = (lambda: backup_store.retain_databases(project, run.hosts, target, list(keeper.kept), room=1)) \
+            if keeper.kept else None
         try:
             arrived, _ = together(lambda: restore_all(jobs, before_commit=recheck),  # none swapped in until all arrived
                                   room or (lambda: None))

@@ -124,3 +124,29 @@ def test_a_run_interrupted_after_the_swap_still_lists_the_database_it_kept(pulle
     [taken] = backup_store.list_backups(pulled)
     assert taken.kind == "database" and kept_databases(local, dbname) == [taken.databases["app"]["kept_as"]]
     assert table_digests(local, taken.databases["app"]["kept_as"]) == before
+
+
+def test_retention_counts_each_database_apart(prod, local, sshd, dbname, project_for):
+    """Pulling one database again and again never drops another's only kept database."""
+    from tests.conftest import drop_database, pg_db
+
+    other = dbname + "_b"
+    from tasks.sandbox import sample
+
+    sample.create(prod, other, "spmo_admin")
+    cfg = make_config(prod, local, dbname, ssh=sshd.target())
+    cfg["environments"]["production"]["databases"]["b"] = pg_db(prod, other)
+    cfg["environments"]["local"]["databases"]["b"] = pg_db(local, other)
+    cfg["backups"]["keep_databases"] = 1
+    project = project_for(cfg)
+    try:
+        sync.copy(project, "production", "local", task="db.sync.from-production")
+        sync.copy(project, "production", "local", task="db.sync.from-production")  # both kept once
+        for _ in range(2):
+            sync.copy(project, "production", "local", ["app"], task="db.sync.from-production")
+        assert len(kept_databases(local, dbname)) == 1 and len(kept_databases(local, other)) == 1
+        listed = {key for b in backup_store.list_backups(project) for key in b.databases}
+        assert listed == {"app", "b"}
+    finally:
+        for cluster in (prod, local):
+            drop_database(cluster, other)
