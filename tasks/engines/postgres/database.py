@@ -238,7 +238,7 @@ class AtomicRestore(Restore):
             from ...ui import say
 
             say(f"warning: {self.db.key}: could not put the previous database back ({exc}); it is {self.old} now: "
-                f"rename it to {self.db.name} by hand before the next run, which would drop it")
+                f"rename it to {self.db.name} by hand" + ("" if self.keep_as else " before the next run, which would drop it"))
 
     def cleanup(self):
         """Drop the previous database, then re-apply the kept owners and grants (both best effort)."""
