@@ -173,6 +173,20 @@ def during_transfer(mocker, label_part, action):
     return done
 
 
+def kill_children(name):
+    """Return an action that SIGKILLs this very process's children named `name` (never another run's)
+    and returns their pids."""
+    import signal
+    import subprocess
+
+    def kill():
+        pids = subprocess.run(["pgrep", "-P", str(os.getpid()), "-x", name], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            os.kill(int(pid), signal.SIGKILL)
+        return pids
+    return kill
+
+
 def table_digests(cluster, name):
     """An independent check of the data: per table, md5 of every row's text in a fixed order."""
     tables = cluster.psql("SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables "

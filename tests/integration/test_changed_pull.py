@@ -11,13 +11,6 @@ from tasks.actions import backup, sync
 from tests.conftest import make_config, sequences, table_digests
 
 
-@pytest.fixture
-def pulled(prod, local, sshd, dbname, project_for):
-    project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
-    sync.copy(project, "production", "local", task="db.sync.from-production")
-    return project
-
-
 def files(cluster, name):
     """Each table's relfilenode, and the database's oid: what a rewrite, TRUNCATE or swap changes."""
     rows = cluster.psql("SELECT c.oid::regclass || '=' || pg_relation_filenode(c.oid) FROM pg_class c "
@@ -30,11 +23,11 @@ def pull_changed(project):
     return sync.copy(project, "production", "local", task="db.sync.from-production", changed=True)
 
 
-def test_only_what_changed_on_either_side_is_copied_and_local_equals_production(pulled, prod, local, dbname, capsys):
+def test_only_what_changed_on_either_side_is_copied_and_local_equals_production(synced, prod, local, dbname, capsys):
     prod.psql("UPDATE users SET name = 'ui edit' WHERE id <= 10", db=dbname)  # 10 rows of one small table
     local.psql("DELETE FROM billing.invoices WHERE id = 7", db=dbname)  # local work is overwritten, as a pull does
     before = files(local, dbname)
-    rec = pull_changed(pulled)
+    rec = pull_changed(synced)
     assert rec["tables"] == {"app": ["billing.invoices", "public.users"]}
     assert table_digests(local, dbname) == table_digests(prod, dbname)
     assert sequences(local, dbname) == sequences(prod, dbname)
@@ -43,10 +36,10 @@ def test_only_what_changed_on_either_side_is_copied_and_local_equals_production(
     assert untouched and all(f in after for f in untouched)  # the other tables and the database itself stay
     assert "changed since the last sync: billing.invoices, public.users" in capsys.readouterr().err
     # the record is exact: nothing changed since, so nothing to do
-    assert pull_changed(pulled).get("tables") is None
+    assert pull_changed(synced).get("tables") is None
 
 
-def test_a_write_by_a_session_that_stays_open_comes_along(pulled, prod, local, dbname):
+def test_a_write_by_a_session_that_stays_open_comes_along(synced, prod, local, dbname):
     held = subprocess.Popen([f"{prod.bin}/psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(prod.port), "-U", "postgres",
                              "-d", dbname], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
@@ -57,7 +50,7 @@ def test_a_write_by_a_session_that_stays_open_comes_along(pulled, prod, local, d
             if prod.psql("SELECT note FROM billing.invoices WHERE id = 5", db=dbname).strip() == "held session":
                 break
             subprocess.run(["sleep", "0.05"])
-        rec = pull_changed(pulled)
+        rec = pull_changed(synced)
         assert rec["tables"] == {"app": ["billing.invoices"]}
         assert table_digests(local, dbname) == table_digests(prod, dbname)
     finally:
@@ -65,15 +58,15 @@ def test_a_write_by_a_session_that_stays_open_comes_along(pulled, prod, local, d
         held.wait(timeout=10)
 
 
-def test_a_sequence_move_copies_its_table(pulled, prod, local, dbname):
+def test_a_sequence_move_copies_its_table(synced, prod, local, dbname):
     prod.psql("SELECT nextval('users_id_seq')", db=dbname)  # an insert that rolled back moves it too
-    assert pull_changed(pulled)["tables"] == {"app": ["public.users"]}
+    assert pull_changed(synced)["tables"] == {"app": ["public.users"]}
     assert sequences(local, dbname) == sequences(prod, dbname)
 
 
-def test_a_schema_change_is_a_whole_database_pull_saying_why(pulled, prod, local, dbname, capsys):
+def test_a_schema_change_is_a_whole_database_pull_saying_why(synced, prod, local, dbname, capsys):
     prod.psql("ALTER TABLE users ADD COLUMN nickname text", db=dbname)
-    rec = pull_changed(pulled)
+    rec = pull_changed(synced)
     assert rec["tables"] == {"app": "all"}
     assert "--changed cannot be exact here (public.users: schema in production since the last sync)" \
         in capsys.readouterr().err
@@ -88,55 +81,47 @@ def test_without_a_record_it_pulls_the_whole_database(prod, local, sshd, dbname,
     assert "no exact record of the last sync" in capsys.readouterr().err
 
 
-def test_the_replaced_tables_are_backed_up_and_restore(pulled, prod, local, dbname):
+def test_the_replaced_tables_are_backed_up_and_restore(synced, prod, local, dbname):
     local.psql("UPDATE users SET name = 'local work' WHERE id = 3", db=dbname)
     before = table_digests(local, dbname)
-    rec = pull_changed(pulled)
-    taken = backup_store.get(pulled, rec["backup"])
+    rec = pull_changed(synced)
+    taken = backup_store.get(synced, rec["backup"])
     assert taken.kind == "table" and taken.databases["app"]["object"] == "public.users"
-    backup.restore_backup(pulled, taken.name, "local", force=True)
+    backup.restore_backup(synced, taken.name, "local", force=True)
     assert table_digests(local, dbname) == before
-    assert "local" not in syncstate.read(pulled)["app"]["base"]  # restored: no longer what the sync left
+    assert "local" not in syncstate.read(synced)["app"]["base"]  # restored: no longer what the sync left
 
 
-def test_killed_mid_copy_leaves_local_as_it_was_and_the_record_unchanged(pulled, prod, local, dbname, mocker):
-    import os
-
+def test_killed_mid_copy_leaves_local_as_it_was_and_the_record_unchanged(synced, prod, local, dbname, mocker):
     from tasks.errors import ProdmirrorError
-    from tests.conftest import during_transfer
+    from tests.conftest import during_transfer, kill_children
 
     prod.psql("UPDATE users SET name = 'ui edit' WHERE id <= 10; INSERT INTO public.events SELECT now(), "
               "jsonb_build_object('pad', md5(g::text)) FROM generate_series(1, 100000) g", db=dbname)
-    before, record = table_digests(local, dbname), syncstate.read(pulled)
+    before, record = table_digests(local, dbname), syncstate.read(synced)
 
-    def kill_local_psql():  # a child of this very process: no other run's
-        pids = subprocess.run(["pgrep", "-P", str(os.getpid()), "-x", "psql"], capture_output=True, text=True).stdout
-        for pid in pids.split():
-            os.kill(int(pid), 9)
-        return pids.split()
-
-    killed = during_transfer(mocker, "table(s) production → local", kill_local_psql)
+    killed = during_transfer(mocker, "table(s) production → local", kill_children("psql"))
     with pytest.raises(ProdmirrorError):
-        pull_changed(pulled)
+        pull_changed(synced)
     assert killed and killed[0]
     assert table_digests(local, dbname) == before  # neither table moved: one transaction, rolled back
-    assert syncstate.read(pulled) == record
-    assert pull_changed(pulled)["tables"] == {"app": ["public.events", "public.users"]}  # and it can run again
+    assert syncstate.read(synced) == record
+    assert pull_changed(synced)["tables"] == {"app": ["public.events", "public.users"]}  # and it can run again
     assert table_digests(local, dbname) == table_digests(prod, dbname)
 
 
-def test_a_table_a_push_kept_as_production_s_is_copied_by_the_next_incremental_pull(pulled, prod, local, dbname):
+def test_a_table_a_push_kept_as_production_s_is_copied_by_the_next_incremental_pull(synced, prod, local, dbname):
     """After a three-way push that kept production's edit of one table and pushed local's of another,
     neither side changed since, yet local still has the old version of the kept one: --changed copies it."""
     prod.psql("UPDATE users SET name = 'ui edit' WHERE id = 2", db=dbname)
     local.psql("UPDATE billing.invoices SET note = 'local fix' WHERE id = 4", db=dbname)
-    rec = sync.copy(pulled, "local", "production", force=True, task="db.sync.to-production")
+    rec = sync.copy(synced, "local", "production", force=True, task="db.sync.to-production")
     assert rec["tables"] == {"app": ["billing.invoices"]}
-    assert syncstate.read(pulled)["app"]["diverged"] == ["public.users"]
-    assert pull_changed(pulled)["tables"] == {"app": ["public.users"]}
+    assert syncstate.read(synced)["app"]["diverged"] == ["public.users"]
+    assert pull_changed(synced)["tables"] == {"app": ["public.users"]}
     assert table_digests(local, dbname) == table_digests(prod, dbname)
-    assert syncstate.read(pulled)["app"]["diverged"] == []
-    assert pull_changed(pulled).get("tables") is None
+    assert syncstate.read(synced)["app"]["diverged"] == []
+    assert pull_changed(synced).get("tables") is None
 
 
 @pytest.mark.parametrize("ddl", [
@@ -145,31 +130,31 @@ def test_a_table_a_push_kept_as_production_s_is_copied_by_the_next_incremental_p
     "ALTER TYPE public.mood ADD VALUE 'meh'",
     "CREATE SCHEMA reports",
 ])
-def test_a_change_outside_the_tables_is_a_whole_database_pull(pulled, prod, local, dbname, capsys, ddl):
+def test_a_change_outside_the_tables_is_a_whole_database_pull(synced, prod, local, dbname, capsys, ddl):
     prod.psql(ddl, db=dbname)
-    assert pull_changed(pulled)["tables"] == {"app": "all"}
+    assert pull_changed(synced)["tables"] == {"app": "all"}
     assert "(database objects): schema in production since the last sync" in capsys.readouterr().err
     assert table_digests(local, dbname) == table_digests(prod, dbname)
-    assert pull_changed(pulled).get("tables") is None  # and the record holds it now
+    assert pull_changed(synced).get("tables") is None  # and the record holds it now
 
 
-def test_a_materialized_view_refreshed_in_production_is_seen(pulled, prod, local, dbname):
+def test_a_materialized_view_refreshed_in_production_is_seen(synced, prod, local, dbname):
     prod.psql("CREATE MATERIALIZED VIEW public.mood_counts AS SELECT mood, count(*) FROM public.users GROUP BY mood",
               db=dbname)
-    pull_changed(pulled)  # (a new object: a whole-database pull)
+    pull_changed(synced)  # (a new object: a whole-database pull)
     prod.psql("UPDATE users SET mood = 'sad'; REFRESH MATERIALIZED VIEW public.mood_counts", db=dbname)
-    rec = pull_changed(pulled)
+    rec = pull_changed(synced)
     assert rec["tables"] == {"app": "all"}
     assert local.psql("SELECT string_agg(mood::text || count, ',') FROM public.mood_counts", db=dbname).strip() == "sad200"
 
 
-def test_a_full_push_is_refused_when_production_changed_a_function(pulled, prod, local, dbname):
+def test_a_full_push_is_refused_when_production_changed_a_function(synced, prod, local, dbname):
     from tasks.errors import GuardError
 
     prod.psql("CREATE OR REPLACE FUNCTION billing.stamp_note() RETURNS trigger LANGUAGE plpgsql AS "
               "$$ BEGIN NEW.note := 'hotfixed in production'; RETURN NEW; END $$", db=dbname)
     before = table_digests(prod, dbname)
     with pytest.raises(GuardError, match=r"\(database objects\) \(schema changed\)"):
-        sync.copy(pulled, "local", "production", force=True, full=True)
+        sync.copy(synced, "local", "production", force=True, full=True)
     assert table_digests(prod, dbname) == before
     assert "hotfixed" in prod.psql("SELECT prosrc FROM pg_proc WHERE proname = 'stamp_note'", db=dbname)

@@ -3,108 +3,93 @@ as the backup (nothing dumped); it is listed, restored by a rename, counted by r
 left behind by a failed run."""
 
 import dataclasses
-import os
-import subprocess
 
 import pytest
 
 from tasks import backup_store
 from tasks.actions import backup, sync
 from tasks.errors import BackupError, CommandError
-from tests.conftest import db_exists, during_transfer, make_config, table_digests
-
-
-@pytest.fixture
-def pulled(prod, local, sshd, dbname, project_for):
-    project = project_for(make_config(prod, local, dbname, ssh=sshd.target()))
-    sync.copy(project, "production", "local", task="db.sync.from-production")
-    return project
+from tests.conftest import db_exists, during_transfer, kill_children, make_config, table_digests
 
 
 def kept_databases(cluster, name):
     return cluster.psql(f"SELECT datname FROM pg_database WHERE datname LIKE '{name}\\_\\_pm\\_%' ORDER BY 1").split()
 
 
-def test_a_pull_keeps_the_previous_local_database_and_a_rename_restores_it(pulled, prod, local, dbname):
+def test_a_pull_keeps_the_previous_local_database_and_a_rename_restores_it(synced, prod, local, dbname):
     local.psql("UPDATE users SET name = 'local work' WHERE id = 3", db=dbname)
     before = table_digests(local, dbname)
     prod.psql("UPDATE users SET name = 'from production' WHERE id = 4", db=dbname)
 
-    rec = sync.copy(pulled, "production", "local", task="db.sync.from-production")
-    [taken] = backup_store.list_backups(pulled)
+    rec = sync.copy(synced, "production", "local", task="db.sync.from-production")
+    [taken] = backup_store.list_backups(synced)
     assert taken.kind == "database" and rec["backup"] == taken.name
     assert not list(taken.path.glob("*.pgdump"))  # nothing was dumped
     [kept] = kept_databases(local, dbname)
     assert taken.databases["app"]["kept_as"] == kept and table_digests(local, kept) == before
     assert table_digests(local, dbname) == table_digests(prod, dbname)
-    [row] = backup.list_rows(pulled)
+    [row] = backup.list_rows(synced)
     assert row[2] == f"app (database {kept})" and row[6] == "yes, now"
 
-    pulled_state = table_digests(local, dbname)
-    rec = backup.restore_backup(pulled, taken.name, "local", force=True)
+    synced_state = table_digests(local, dbname)
+    rec = backup.restore_backup(synced, taken.name, "local", force=True)
     assert table_digests(local, dbname) == before  # the pre-pull state, by a rename
-    [aside] = backup_store.list_backups(pulled)  # the restored backup is used up; the replaced state is kept
+    [aside] = backup_store.list_backups(synced)  # the restored backup is used up; the replaced state is kept
     assert aside.name == rec["backup"] and aside.kind == "database"
-    assert table_digests(local, aside.databases["app"]["kept_as"]) == pulled_state
+    assert table_digests(local, aside.databases["app"]["kept_as"]) == synced_state
     assert kept_databases(local, dbname) == [aside.databases["app"]["kept_as"]]
 
 
-def test_retention_drops_the_oldest_kept_databases(pulled, local, dbname):
-    pulled.backups = dataclasses.replace(pulled.backups, keep_databases=1)
+def test_retention_drops_the_oldest_kept_databases(synced, local, dbname):
+    synced.backups = dataclasses.replace(synced.backups, keep_databases=1)
     for _ in range(3):
-        sync.copy(pulled, "production", "local", task="db.sync.from-production")
-    listed = backup_store.list_backups(pulled)
+        sync.copy(synced, "production", "local", task="db.sync.from-production")
+    listed = backup_store.list_backups(synced)
     assert len(listed) == 1 and listed[0].kind == "database"
     assert kept_databases(local, dbname) == [listed[0].databases["app"]["kept_as"]]
 
 
-def test_keep_databases_0_takes_a_file_backup_as_before(pulled, local, dbname):
-    pulled.backups = dataclasses.replace(pulled.backups, keep_databases=0)
-    sync.copy(pulled, "production", "local", task="db.sync.from-production")
-    [taken] = backup_store.list_backups(pulled)
+def test_keep_databases_0_takes_a_file_backup_as_before(synced, local, dbname):
+    synced.backups = dataclasses.replace(synced.backups, keep_databases=0)
+    sync.copy(synced, "production", "local", task="db.sync.from-production")
+    [taken] = backup_store.list_backups(synced)
     assert taken.kind == "full" and taken.verify("app").name == "app.pgdump"
     assert kept_databases(local, dbname) == []
 
 
-def test_a_failed_pull_keeps_nothing_and_changes_nothing(pulled, local, dbname, mocker):
+def test_a_failed_pull_keeps_nothing_and_changes_nothing(synced, local, dbname, mocker):
     local.psql("UPDATE users SET name = 'local work' WHERE id = 3", db=dbname)
     before = table_digests(local, dbname)
 
-    def kill_restore():  # a child of this very process: no other run's
-        pids = subprocess.run(["pgrep", "-P", str(os.getpid()), "-x", "pg_restore"], capture_output=True, text=True).stdout
-        for pid in pids.split():
-            os.kill(int(pid), 9)
-        return pids.split()
-
-    killed = during_transfer(mocker, "production → local", kill_restore)
+    killed = during_transfer(mocker, "production → local", kill_children("pg_restore"))
     with pytest.raises(CommandError):
-        sync.copy(pulled, "production", "local", task="db.sync.from-production")
+        sync.copy(synced, "production", "local", task="db.sync.from-production")
     assert killed and killed[0]
     assert table_digests(local, dbname) == before
-    assert kept_databases(local, dbname) == [] and backup_store.list_backups(pulled) == []
+    assert kept_databases(local, dbname) == [] and backup_store.list_backups(synced) == []
 
 
-def test_a_kept_database_dropped_by_hand_is_missing_and_refused(pulled, local, dbname):
-    sync.copy(pulled, "production", "local", task="db.sync.from-production")
-    [taken] = backup_store.list_backups(pulled)
+def test_a_kept_database_dropped_by_hand_is_missing_and_refused(synced, local, dbname):
+    sync.copy(synced, "production", "local", task="db.sync.from-production")
+    [taken] = backup_store.list_backups(synced)
     local.psql(f'DROP DATABASE "{taken.databases["app"]["kept_as"]}"')
-    assert backup.list_rows(pulled)[0][6] == "MISSING"
+    assert backup.list_rows(synced)[0][6] == "MISSING"
     before = table_digests(local, dbname)
     with pytest.raises(BackupError, match="no longer the one kept"):
-        backup.restore_backup(pulled, taken.name, "local", force=True)
+        backup.restore_backup(synced, taken.name, "local", force=True)
     assert table_digests(local, dbname) == before
 
 
-def test_a_database_backup_restores_only_into_its_own_environment(pulled, prod, dbname):
-    sync.copy(pulled, "production", "local", task="db.sync.from-production")
-    [taken] = backup_store.list_backups(pulled)
+def test_a_database_backup_restores_only_into_its_own_environment(synced, prod, dbname):
+    sync.copy(synced, "production", "local", task="db.sync.from-production")
+    [taken] = backup_store.list_backups(synced)
     before = table_digests(prod, dbname)
     with pytest.raises(BackupError, match="can only be restored into local"):
-        backup.restore_backup(pulled, taken.name, "production", force=True)
+        backup.restore_backup(synced, taken.name, "production", force=True)
     assert table_digests(prod, dbname) == before and db_exists(prod, dbname)
 
 
-def test_a_run_interrupted_after_the_swap_still_lists_the_database_it_kept(pulled, local, dbname, mocker):
+def test_a_run_interrupted_after_the_swap_still_lists_the_database_it_kept(synced, local, dbname, mocker):
     """A signal held back during the swaps is raised once they are made: the previous database was kept,
     so it must be listed (and retained) like any database backup, not left on the server unnamed."""
     from tasks.actions import sync as flows
@@ -120,8 +105,8 @@ def test_a_run_interrupted_after_the_swap_still_lists_the_database_it_kept(pulle
 
     mocker.patch.object(flows, "restore_all", swapped_then_interrupted)
     with pytest.raises(Interrupted):
-        sync.copy(pulled, "production", "local", task="db.sync.from-production")
-    [taken] = backup_store.list_backups(pulled)
+        sync.copy(synced, "production", "local", task="db.sync.from-production")
+    [taken] = backup_store.list_backups(synced)
     assert taken.kind == "database" and kept_databases(local, dbname) == [taken.databases["app"]["kept_as"]]
     assert table_digests(local, taken.databases["app"]["kept_as"]) == before
 

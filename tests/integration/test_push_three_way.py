@@ -2,7 +2,6 @@
 what changed locally is written, production's own edits survive, a table changed on both sides is a
 conflict, and all pushed tables land in one transaction."""
 
-import os
 import subprocess
 import time
 
@@ -13,7 +12,7 @@ from tasks.engines import postgres
 from tasks.hosts import LocalHost
 from tasks.actions import sync
 from tasks.errors import CommandError, GuardError
-from tests.conftest import during_transfer, table_digests
+from tests.conftest import during_transfer, kill_children, table_digests
 
 
 def refused_full_push(synced, *labels):
@@ -127,13 +126,7 @@ def test_a_push_is_all_or_nothing(prod, local, sshd, dbname, synced, mocker):
                "FROM generate_series(1, 100000) g", db=dbname, user="spmo_admin")
     before = table_digests(prod, dbname)
 
-    def kill_local_dump():  # a child of this very process: no other run's
-        pids = subprocess.run(["pgrep", "-P", str(os.getpid()), "-x", "pg_dump"], capture_output=True, text=True).stdout
-        for pid in pids.split():
-            os.kill(int(pid), 9)
-        return pids.split()
-
-    killed = during_transfer(mocker, "table(s) local → production", kill_local_dump)
+    killed = during_transfer(mocker, "table(s) local → production", kill_children("pg_dump"))
     with pytest.raises(CommandError):
         sync.copy(synced, "local", "production", force=True)
     assert killed and killed[0]
