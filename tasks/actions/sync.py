@@ -158,7 +158,7 @@ class _Copy:
     def _snapshot(self, host, db, only=None):
         """Return the engine's snapshot without the data exclude_data keeps out: what this copy compares
         and records."""
-        return self.excluded.strip(self.engine.snapshot(host, db, only=only))
+        return self.excluded.strip(self.engine.snapshot(host, db, only=only, skip=self.excluded.labels))
 
     def _plan_whole(self):
         a, b, env = self.a, self.b, self.run.project.env(self.b.env)

@@ -100,12 +100,13 @@ class Engine(Protocol):
         """Return {object: {'kind name': definition}}: what defines each table/collection (columns, indexes,
         constraints, triggers, policies… no owners, no grants), for status to compare besides the rows."""
 
-    def snapshot(self, host, db, only=None) -> dict:
+    def snapshot(self, host, db, only=None, skip=()) -> dict:
         """Return what the drift guard and the three-way push compare, exactly: {'tables': {label:
         [rows, mark]}, 'schema': {label: signature}, 'sequences': {label: [value, owner label]}}, and
         optionally 'xid' (what marks are valid within: drift.comparable). A mark proves a table
         unchanged against an earlier mark of the same database (a content hash, or Postgres's change
-        marks: engines/postgres/marks.py); with `only` (a set of labels), those tables alone."""
+        marks: engines/postgres/marks.py); with `only` (a set of labels), those tables alone; the rows of
+        the `skip` labels are not read (their entries may be absent)."""
 
     def landed(self, host, db, seen) -> dict:
         """Return the snapshot of a database a whole-database restore just filled from a dump that saw

@@ -328,14 +328,15 @@ def object_parts(host, db, obj):
     return [obj]  # a collection stands alone
 
 
-def snapshot(host, db, only=None):
+def snapshot(host, db, only=None, skip=()):
     """Return {'tables': {collection: [documents, dbHash]}, 'schema': {collection: hash of its indexes},
     'sequences': {}} (with `only`, those collections alone)."""
     import hashlib
     import json
 
     database = _database(db)
-    content = {name: value for name, value in fingerprint(host, db)["tables"].items() if only is None or name in only}
+    content = {name: value for name, value in fingerprint(host, db)["tables"].items()
+               if (only is None or name in only) and name not in skip}
     schema = {name: hashlib.md5(json.dumps(database[name].index_information(), sort_keys=True, default=str)
                                 .encode()).hexdigest() for name in content}
     return {"tables": content, "schema": schema, "sequences": {}}

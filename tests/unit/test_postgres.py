@@ -124,3 +124,11 @@ def test_side_names_fit_63_bytes_and_long_names_sharing_their_start_never_collid
     one, two = side_name(a, "__pm_20261201121213"), side_name(b, "__pm_20261201121213")
     assert one != two and len(one.encode()) <= 63 and len(two.encode()) <= 63
     assert len(side_name("ü" * 40, "__pm_new").encode()) <= 63  # bytes, not characters
+
+
+def test_a_snapshot_skips_reading_the_rows_of_excluded_tables_by_label():
+    from tasks.engines.postgres.tables import snapshot_sql
+
+    sql = snapshot_sql(None, None, skip={'public."Big Log"', "audit.events"})
+    assert "<> ALL(ARRAY['audit.events', 'public.\"Big Log\"']::text[])" in sql
+    assert snapshot_sql(None, None).count("<> ALL") == 0

@@ -13,7 +13,7 @@ from .client import (MAINTENANCE_DB, _major, client_env, connection_args, execut
                      quote_literal, tool_version)
 from .marks import DumpSnapshot
 from .privileges import apply_privileges, privileges
-from .tables import build_snapshot, snapshot_sql, tables
+from .tables import build_snapshot, label, snapshot_sql, tables
 
 
 def dump_argv(db, lock_wait=None, schema_only=False, exclude=(), snapshot=None):
@@ -113,7 +113,8 @@ def dump(host, db, snapshot=False, exclude=()):
 
     listed = [qualified(s, t) for s, t in tables(host, db)]
     hints = (("canceling statement due to lock timeout", _lock_hint(host, db)[0][1]),)
-    return DumpSnapshot(host, db, start, snapshot_sql(host, db), build_snapshot, tables=listed,
+    skipped = {label(*obj) for obj in exclude}  # their rows are not read for marks either
+    return DumpSnapshot(host, db, start, snapshot_sql(host, db, skip=skipped), build_snapshot, tables=listed,
                         lock_wait=host.limits.lock_wait, hints=hints)
 
 

@@ -156,20 +156,30 @@ CATALOG_SQL = (SETTINGS + f"SELECT 'sequence', q.* FROM ({SEQUENCES_SQL}) AS q;\
                           f"{OBJECTS_SQL.strip()};\n" + marks.matview_sql(MATVIEWS_SQL))
 
 
-def snapshot(host, db, only=None):
+def snapshot(host, db, only=None, skip=()):
     """Return what the drift guard and the three-way push compare: {'tables': {label: [rows, mark]},
     'schema': {label: signature}, 'sequences': {label: [value, owning table's label or None]},
     'xid': [database oid, next transaction id]} (marks.py says what a mark proves; with `only`, a
-    set of labels, the tables' parts for those tables alone; sequences always all), in one psql run."""
-    return build_snapshot(query(host, db, snapshot_sql(host, db, only)), only)
+    set of labels, the tables' parts for those tables alone; sequences always all; the rows of the
+    `skip` labels are not read: exclude_data's), in one psql run."""
+    return build_snapshot(query(host, db, snapshot_sql(host, db, only, skip)), only)
 
 
-def snapshot_sql(host, db, only=None):
+def _label_sql(name):
+    """The SQL expression of label()'s half for the name in column `name`."""
+    return f"CASE WHEN {name} ~ '^[a-z_][a-z0-9_]*$' THEN {name}::text ELSE '\"' || replace({name}, '\"', '\"\"') || '\"' END"
+
+
+def snapshot_sql(host, db, only=None, skip=()):
     """Return the SQL whose rows build_snapshot() reads (with `only`, the table list is read first)."""
-    if only is None:
+    if only is None and skip:
+        left_out = ", ".join(quote_literal(name) for name in sorted(skip))
+        listed = (f"SELECT n, c FROM ({TABLES_SQL}) AS t(n, c) "
+                  f"WHERE {_label_sql('n')} || '.' || {_label_sql('c')} <> ALL(ARRAY[{left_out}]::text[])")
+    elif only is None:
         listed = TABLES_SQL
     else:
-        names = [(s, t) for s, t in tables(host, db) if label(s, t) in only]
+        names = [(s, t) for s, t in tables(host, db) if label(s, t) in only and label(s, t) not in skip]
         listed = ("VALUES " + ", ".join(f"({quote_literal(s)}::name, {quote_literal(t)}::name)" for s, t in names)
                   if names else "SELECT NULL::name, NULL::name WHERE false")
     return marks.snapshot_sql(CATALOG_SQL, listed)
