@@ -119,10 +119,14 @@ def dbname(prod, local):
         drop_database(cluster, name)
 
 
+def kept_databases(cluster, name):
+    """The previous databases of `name` a pull or restore kept (`name__pm_…`, database backups), by name."""
+    return cluster.psql(f"SELECT datname FROM pg_database WHERE datname LIKE '{name}\\_\\_pm\\_%' ORDER BY 1").split()
+
+
 def drop_database(cluster, name):
-    """Drop database `name` and the previous ones a pull kept of it (`name__pm_…`, database backups)."""
-    kept = cluster.psql(f"SELECT datname FROM pg_database WHERE datname LIKE '{name}\\_\\_pm\\_%'").split()
-    for db in [name, *kept]:
+    """Drop database `name` and the previous ones a pull kept of it (database backups)."""
+    for db in [name, *kept_databases(cluster, name)]:
         cluster.psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 

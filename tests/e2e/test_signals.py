@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import cli_project, db_exists, make_config, table_digests
+from tests.conftest import cli_project, db_exists, kept_databases, make_config, table_digests
 
 
 def _remote_dumps(sshd, dbname):
@@ -68,5 +68,5 @@ def test_signal_mid_pull_rolls_back_releases_locks_and_is_audited(prod, local, s
         ("db.sync.from-production", "interrupted", signal.Signals(signum).name)]
     # local's previous database would have been kept by the swap; interrupted before it, nothing was
     assert records[0]["backup"] is None
-    assert local.psql(f"SELECT count(*) FROM pg_database WHERE datname LIKE '{dbname}\\_\\_pm\\_%'").strip() == "0"
+    assert kept_databases(local, dbname) == []
     assert not [p for p in (repo / "backups").glob("*")] if (repo / "backups").exists() else True

@@ -9,11 +9,7 @@ import pytest
 from tasks import backup_store
 from tasks.actions import backup, sync
 from tasks.errors import BackupError, CommandError
-from tests.conftest import db_exists, during_transfer, kill_children, make_config, table_digests
-
-
-def kept_databases(cluster, name):
-    return cluster.psql(f"SELECT datname FROM pg_database WHERE datname LIKE '{name}\\_\\_pm\\_%' ORDER BY 1").split()
+from tests.conftest import db_exists, during_transfer, kept_databases, kill_children, make_config, table_digests
 
 
 def test_a_pull_keeps_the_previous_local_database_and_a_rename_restores_it(synced, prod, local, dbname):

@@ -10,7 +10,7 @@ from tasks import audit
 from tasks.actions import backup, sync
 from tasks.errors import CommandError, GuardError, HostError
 from tasks.ui import Progress
-from tests.conftest import db_exists, drop_database, make_config, pg_db, sequences, table_digests
+from tests.conftest import db_exists, drop_database, kept_databases, make_config, pg_db, sequences, table_digests
 
 
 def test_pull_over_ssh_copies_schema_data_and_sequences(prod, local, sshd, dbname, project_for):
@@ -99,7 +99,7 @@ def test_pull_with_dump_killed_midway_leaves_local_untouched(prod, local, sshd, 
     last = audit.read(project.state_dir)[-1]
     assert last["result"] == "failed" and "pg_dump" in last["error"] and last["backup"] is None
     # nothing was swapped, so nothing was kept: no database backup, no renamed database left behind
-    assert local.psql(f"SELECT count(*) FROM pg_database WHERE datname LIKE '{dbname}\\_\\_pm\\_%'").strip() == "0"
+    assert kept_databases(local, dbname) == []
     assert not list(project.backups_dir.glob("*")) if project.backups_dir.exists() else True
 
 

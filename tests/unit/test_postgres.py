@@ -49,7 +49,7 @@ def test_local_host_run_passes_secret_in_environment_only():
 
 
 def test_side_names_fit_postgres_identifier_limit():
-    assert len(postgres._side_name("x" * 80, "__pm_new")) == 63
+    assert len(postgres.side_name("x" * 80, "__pm_new")) == 63
 
 
 class FakeHost:

@@ -12,7 +12,7 @@ table_copy.py (resolve a name, a table's tree, replace tables in one transaction
 from .client import (MAINTENANCE_DB, SEP, client_env, connection_args, execute, exists, psql_argv,  # noqa: F401
                      query, quote_ident, quote_literal, tool_version)
 from .clone import clone_dump, clone_facts, clone_template, drop, online_clone_argv  # noqa: F401
-from .database import (KEEPS_DATABASES, AtomicRestore, _side_name, drop_kept, dump, dump_argv, kept_facts,  # noqa: F401
+from .database import (KEEPS_DATABASES, AtomicRestore, drop_kept, dump, dump_argv, kept_facts,  # noqa: F401
                        preflight, restore_argv, server_facts, side_name, swap_kept)
 from .privileges import apply_privileges, privileges  # noqa: F401
 from .schema import schema  # noqa: F401

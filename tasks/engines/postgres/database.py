@@ -139,9 +139,6 @@ def side_name(name, suffix):
     return name + tag + suffix
 
 
-_side_name = side_name
-
-
 class AtomicRestore(Restore):
     """Restore into a temporary database, then swap it in for the real one in one transaction.
 
@@ -161,8 +158,8 @@ class AtomicRestore(Restore):
 
     def __init__(self, host, db, *, portable=True, keep_privileges=False, exclude=(), keep_as=None):
         super().__init__(host, db, portable=portable, keep_privileges=keep_privileges)
-        self.tmp = _side_name(db.name, "__pm_new")
-        self.old = keep_as or _side_name(db.name, "__pm_old")
+        self.tmp = side_name(db.name, "__pm_new")
+        self.old = keep_as or side_name(db.name, "__pm_old")
         self.keep_as = keep_as  # the swap renames the live database to this, and cleanup() keeps it
         self.kept = []
         self.exclude = [tuple(obj) for obj in exclude]
@@ -173,7 +170,7 @@ class AtomicRestore(Restore):
                                    database_only=not self.keep_privileges)
         tmp, owner = quote_ident(self.tmp), quote_ident(self.db.user)
         # Leftovers of a run that was killed: the lock guarantees no other run owns them.
-        leftover = quote_ident(_side_name(self.db.name, "__pm_old"))
+        leftover = quote_ident(side_name(self.db.name, "__pm_old"))
         execute(self.host, self.db, f"DROP DATABASE IF EXISTS {tmp} WITH (FORCE);\n"
                                     f"DROP DATABASE IF EXISTS {leftover} WITH (FORCE);\n"
                                     f"CREATE DATABASE {tmp} TEMPLATE template0 OWNER {owner};\n")
@@ -199,33 +196,9 @@ class AtomicRestore(Restore):
             say(f"{self.db.key}: kept {self.db.env}'s own rows of {', '.join(carried)} (exclude_data)")
 
     def commit(self):
-        """Swap in one round trip: end the sessions this role may end, and rename the live database
-        aside and the new one into its place in one transaction. Sessions that hold on (someone
-        reconnecting, a superuser's) are waited out for `limits.lock_wait` seconds, then the restore
-        is refused in one line: the live database stays as it was."""
-        name, tmp, old = quote_ident(self.db.name), quote_ident(self.tmp), quote_ident(self.old)
-        literal = quote_literal(self.db.name)  # (the previous run's `old`, if any, was dropped by begin())
-        swap = ("DO $$ BEGIN\n"
-                f"  IF EXISTS (SELECT 1 FROM pg_database WHERE datname = {literal}) THEN\n"
-                f"    PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE {OTHER_CLIENTS.format(name=literal)}"
-                f" AND {CAN_END};\n"
-                f"    ALTER DATABASE {name} RENAME TO {old};\n"
-                "  END IF;\n"
-                f"  ALTER DATABASE {tmp} RENAME TO {name};\n"
-                "END $$;\n")
-        deadline = time.monotonic() + self.host.limits.lock_wait
-        while True:
-            try:
-                execute(self.host, self.db, swap)
-                self.swapped = True
-                return
-            except CommandError as exc:
-                if "being accessed by other users" not in exc.stderr or time.monotonic() > deadline:
-                    _, _, stuck = server_facts(self.host, self.db)
-                    if stuck:
-                        raise _stuck_sessions(self.host, self.db, stuck) from None
-                    raise
-            time.sleep(0.5)
+        """Swap in one round trip (swap_in): the live database renamed aside, the new one into its place."""
+        swap_in(self.host, self.db, self.tmp, self.old)  # (the previous run's `old`, if any, was dropped by begin())
+        self.swapped = True
 
     def undo(self):
         """Put the previous database back (another database of the same run failed to swap)."""
@@ -275,19 +248,22 @@ def kept_facts(host, db, name):
     return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
 
-def swap_kept(host, db, kept, keep_current_as=None):
-    """Put kept database `kept` in the place of db's live one, in one transaction: the live one (if
-    any) is renamed to `keep_current_as`, after ending the sessions this role may end. Instant at any
-    size: nothing is copied."""
+def swap_in(host, db, new, aside=None):
+    """Put database `new` in the place of db's live one in one transaction: the live one (if any) is
+    first renamed to `aside`, after ending the sessions this role may end (with no `aside`, a live
+    one refuses the swap). Instant at any size: nothing is copied. Sessions that hold on (someone
+    reconnecting, a superuser's) are waited out for `limits.lock_wait` seconds, then it is refused in
+    one line, the live database as it was. The swap of every whole-database restore, and the restore
+    of a database backup (swap_kept)."""
     name, literal = quote_ident(db.name), quote_literal(db.name)
-    aside = (f"    PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE {OTHER_CLIENTS.format(name=literal)}"
-             f" AND {CAN_END};\n    ALTER DATABASE {name} RENAME TO {quote_ident(keep_current_as)};\n") \
-        if keep_current_as else f"    RAISE EXCEPTION 'database % exists', {literal};\n"
+    rename_aside = (f"    PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE {OTHER_CLIENTS.format(name=literal)}"
+                    f" AND {CAN_END};\n    ALTER DATABASE {name} RENAME TO {quote_ident(aside)};\n") \
+        if aside else f"    RAISE EXCEPTION 'database % exists', {literal};\n"
     swap = ("DO $$ BEGIN\n"
-            f"  IF EXISTS (SELECT 1 FROM pg_database WHERE datname = {literal}) THEN\n{aside}  END IF;\n"
-            f"  ALTER DATABASE {quote_ident(kept)} RENAME TO {name};\nEND $$;\n")
+            f"  IF EXISTS (SELECT 1 FROM pg_database WHERE datname = {literal}) THEN\n{rename_aside}  END IF;\n"
+            f"  ALTER DATABASE {quote_ident(new)} RENAME TO {name};\nEND $$;\n")
     deadline = time.monotonic() + host.limits.lock_wait
-    while True:  # a client that reconnects at once (a dev server) is waited out, as AtomicRestore.commit does
+    while True:
         try:
             return execute(host, db, swap)
         except CommandError as exc:
@@ -297,6 +273,9 @@ def swap_kept(host, db, kept, keep_current_as=None):
                     raise _stuck_sessions(host, db, stuck) from None
                 raise
         time.sleep(0.5)
+
+
+swap_kept = swap_in  # the engine's name for putting a kept database back (backup_store.KeptDatabases)
 
 
 def drop_kept(host, db, name):
